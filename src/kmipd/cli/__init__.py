@@ -1,0 +1,1 @@
+"""The ``kmipd`` command line."""

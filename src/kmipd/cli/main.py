@@ -1,0 +1,42 @@
+"""Entry point of the ``kmipd`` command: one sub-command module per job.
+
+Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kmipd import __version__
+from kmipd.cli import init_cmd, ttlv_cmd
+from kmipd.cli.errors import EXIT_OK, CommandError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmipd",
+        description="KMIP key management server for VMware vSphere and vSAN encryption.",
+    )
+    parser.add_argument("--version", action="version", version=f"kmipd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init_cmd.register(commands)
+    ttlv_cmd.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except CommandError as exc:
+        print(f"kmipd {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

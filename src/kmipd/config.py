@@ -1,0 +1,139 @@
+"""Typed settings, read from ``DIR/kmipd.toml``. Paths in the file are relative to DIR."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from kmipd.protocol.limits import Limits
+
+CONFIG_FILE = "kmipd.toml"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, unreadable or has a wrong value; says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class KmipSettings:
+    host: str = "0.0.0.0"
+    port: int = 5696
+    # Seconds a client has to finish the TLS handshake.
+    handshake_timeout: float = 10.0
+    # Seconds between the first and last byte of one message.
+    read_timeout: float = 30.0
+    # Seconds a connection may sit idle between messages.
+    idle_timeout: float = 600.0
+    max_connections: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class HttpsSettings:
+    host: str = "0.0.0.0"
+    port: int = 8443
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    ca: str = "pki/ca.pem"
+    ca_key: str = "pki/ca-key.pem"
+    certificate: str = "pki/server.pem"
+    private_key: str = "pki/server-key.pem"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str = "sqlite:///kmipd.db"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSettings:
+    max_frame_bytes: int = Limits.max_frame_bytes
+    max_depth: int = Limits.max_depth
+    max_field_bytes: int = Limits.max_field_bytes
+    max_items_per_structure: int = Limits.max_items_per_structure
+    max_batch_count: int = Limits.max_batch_count
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_frame_bytes=self.max_frame_bytes,
+            max_depth=self.max_depth,
+            max_field_bytes=self.max_field_bytes,
+            max_items_per_structure=self.max_items_per_structure,
+            max_batch_count=self.max_batch_count,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    kmip: KmipSettings = field(default_factory=KmipSettings)
+    https: HttpsSettings = field(default_factory=HttpsSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
+
+    def path(self, relative: str) -> Path:
+        return (self.data_dir / relative).resolve()
+
+
+def _section(cls: type, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"unknown setting {where}.{key}")
+        default = getattr(cls(), key)
+        if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
+            value, type(default) if not isinstance(default, float) else (int, float)
+        ):
+            raise ConfigError(
+                f"{where}.{key} must be of type {type(default).__name__}, got {value!r}"
+            )
+        values[key] = value
+    return cls(**values)
+
+
+def load(data_dir: Path) -> Settings:
+    path = data_dir / CONFIG_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found; run 'kmipd init --data-dir {data_dir}'") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    sections: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "data_dir":
+            continue
+        cls = f.default_factory  # type: ignore[misc]
+        assert callable(cls) and is_dataclass(cls)
+        sections[f.name] = _section(cls, raw.pop(f.name, {}), f.name)  # type: ignore[arg-type]
+    if raw:
+        raise ConfigError(f"unknown section(s) in {path}: {', '.join(sorted(raw))}")
+    return Settings(data_dir=data_dir.resolve(), **sections)
+
+
+def render(settings: Settings) -> str:
+    """The TOML text of ``settings``, with every setting written out."""
+    lines = ["# kmipd configuration. Paths are relative to this file's directory.", ""]
+    for f in fields(Settings):
+        if f.name == "data_dir":
+            continue
+        section = getattr(settings, f.name)
+        lines.append(f"[{f.name}]")
+        for sf in fields(section):
+            value = getattr(section, sf.name)
+            if isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = repr(value)
+            lines.append(f"{sf.name} = {text}")
+        lines.append("")
+    return "\n".join(lines)

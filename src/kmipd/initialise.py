@@ -1,0 +1,83 @@
+"""``kmipd init``: lay out a working single-node data directory, never over an existing one.
+
+DIR/kmipd.toml, DIR/pki/{ca,server}.pem (+ keys, mode 0600), the client certificate of
+instance ``default`` in DIR/clients/default/, a Manager API key in DIR/admin-api-key (0600)
+and the Key Protect-compatible instance GUID in DIR/keyprotect-instance-id.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmipd import config, pki
+
+DEFAULT_INSTANCE = "default"
+API_KEY_FILE = "admin-api-key"
+KEYPROTECT_ID_FILE = "keyprotect-instance-id"
+
+
+class AlreadyInitialised(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    data_dir: Path
+    settings: config.Settings
+    client_certificate: Path
+    client_key: Path
+    api_key_file: Path
+
+
+def is_initialised(data_dir: Path) -> bool:
+    return (data_dir / config.CONFIG_FILE).exists()
+
+
+def initialise(
+    data_dir: Path,
+    *,
+    store_url: str | None = None,
+    kmip_port: int | None = None,
+    https_port: int | None = None,
+    server_names: list[str] | None = None,
+) -> InitResult:
+    data_dir = data_dir.resolve()
+    if is_initialised(data_dir):
+        raise AlreadyInitialised(f"{data_dir} already holds a kmipd setup; it was left unchanged")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+
+    defaults = config.Settings(data_dir=data_dir)
+    settings = config.Settings(
+        data_dir=data_dir,
+        kmip=config.KmipSettings(port=kmip_port or defaults.kmip.port),
+        https=config.HttpsSettings(port=https_port or defaults.https.port),
+        store=config.StoreSettings(url=store_url or defaults.store.url),
+    )
+
+    ca = pki.create_ca()
+    server = pki.issue_server(ca, server_names)
+    client = pki.issue_client(ca, f"kmipd client {DEFAULT_INSTANCE}")
+    tls = settings.tls
+    pki.write_public(data_dir / tls.ca, ca.certificate_pem())
+    pki.write_private(data_dir / tls.ca_key, ca.private_key_pem())
+    pki.write_public(data_dir / tls.certificate, server.certificate_pem())
+    pki.write_private(data_dir / tls.private_key, server.private_key_pem())
+    client_dir = data_dir / "clients" / DEFAULT_INSTANCE
+    pki.write_public(client_dir / "client.pem", client.certificate_pem())
+    pki.write_private(client_dir / "client-key.pem", client.private_key_pem())
+
+    pki.write_private(data_dir / API_KEY_FILE, (secrets.token_urlsafe(32) + "\n").encode())
+    pki.write_public(data_dir / KEYPROTECT_ID_FILE, (str(uuid.uuid4()) + "\n").encode())
+    # Written last: its presence is what marks the directory as initialised.
+    pki.write_public(data_dir / config.CONFIG_FILE, config.render(settings).encode())
+    return InitResult(
+        data_dir=data_dir,
+        settings=settings,
+        client_certificate=client_dir / "client.pem",
+        client_key=client_dir / "client-key.pem",
+        api_key_file=data_dir / API_KEY_FILE,
+    )
