@@ -98,7 +98,7 @@ def decode(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
 
 
 def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -> list[Item]:
-    if depth >= limits.max_depth:
+    if depth > limits.max_depth:
         raise DecodeError(f"nesting deeper than {limits.max_depth} levels at offset {pos}")
     items: list[Item] = []
     append = items.append
@@ -253,7 +253,8 @@ def big_integer_bytes(value: int) -> bytes:
     """Two's complement, big-endian, sign-extended to a multiple of 8 bytes (at least 8)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise EncodeError("big integer value is not int")
-    size = max(8, ((value.bit_length() + 8) // 8 + 7) & ~7)
+    magnitude_bits = value.bit_length() if value >= 0 else (~value).bit_length()
+    size = max(8, (magnitude_bits // 8 + 1 + 7) & ~7)  # +1 byte leaves room for the sign
     return value.to_bytes(size, "big", signed=True)
 
 

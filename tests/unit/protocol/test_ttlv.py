@@ -206,3 +206,10 @@ def test_big_integer_is_sign_extended_to_a_multiple_of_8() -> None:
     assert ttlv.big_integer_bytes(255) == bytes(7) + b"\xff"
     assert ttlv.big_integer_bytes(-(1 << 63)) == b"\x80" + bytes(7)
     assert len(ttlv.big_integer_bytes(1 << 63)) == 16
+
+
+def test_one_structure_over_the_depth_limit_is_refused() -> None:
+    data = b""
+    for _ in range(33):
+        data = structure(data)
+    rejected(data)

@@ -1,0 +1,1 @@
+"""Object stores: the rows kmipd keeps. They only ever receive sealed key material."""

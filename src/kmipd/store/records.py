@@ -1,0 +1,79 @@
+"""The rows of the object store, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class ObjectRecord:
+    """One managed object. ``sealed`` is the envelope of its KMIP structure, never plaintext.
+
+    ``attributes`` is the TTLV encoding of its attribute list (no secrets); the other
+    columns copy what Locate and the inventory filter on, so they can be indexed.
+    ``revision`` makes updates compare-and-swap: a writer that read revision N succeeds
+    only if the row is still at N.
+    """
+
+    uid: str
+    instance: str
+    object_type: int
+    state: int
+    attributes: bytes
+    sealed: bytes | None
+    created: int
+    updated: int
+    algorithm: int | None = None
+    length: int | None = None
+    name: str | None = None
+    last_fetched: int | None = None
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectQuery:
+    """Locate's indexed filters; None means any. Results are in creation order."""
+
+    instance: str
+    object_types: tuple[int, ...] | None = None
+    states: tuple[int, ...] | None = None
+    algorithm: int | None = None
+    length: int | None = None
+    name: str | None = None
+    uids: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRecord:
+    name: str
+    root_key_id: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    """An allowed client certificate (pinned) or a trusted CA of an instance."""
+
+    fingerprint: str
+    instance: str
+    pem: str
+    subject: str
+    is_ca: bool
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class WrappingKeyRecord:
+    instance: str
+    version: int
+    root_key_id: str
+    wrapped: bytes
+    created: int
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """Everything that decides who may connect: instances and their certificates."""
+
+    instances: list[InstanceRecord] = field(default_factory=list)
+    certificates: list[CertificateRecord] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Sockets: the KMIP TLS listener and the TLS contexts it uses."""

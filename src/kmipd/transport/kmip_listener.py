@@ -1,0 +1,189 @@
+"""The KMIP listener: TCP, then mutual TLS, then one TTLV request and response at a time.
+
+Nothing a client does can block another client: the TLS handshake runs in the connection's
+own task under a deadline (PyKMIP's CVE-2018-1000872 was a handshake in the accept path),
+each message must arrive whole within a read deadline from its first byte, an idle
+connection is closed, and connections over the cap are closed before the handshake.
+
+Framing errors (an oversized or impossible length) close the connection: after them the
+stream cannot be trusted to be in step. Everything past framing is the handler's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from kmipd.config import KmipSettings
+from kmipd.protocol.errors import DecodeError
+from kmipd.protocol.framing import FrameReader
+from kmipd.protocol.limits import Limits
+from kmipd.transport.tls import fingerprint
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The verified client at the other end of a connection."""
+
+    address: str
+    certificate_der: bytes
+    certificate_fingerprint: str
+
+
+class Session:
+    """What the handler keeps for one connection; ``handle`` answers one request frame."""
+
+    async def handle(self, frame: bytes) -> bytes:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+# Given the verified peer, a session for its connection, or None to close it.
+SessionFactory = Callable[[Peer], Awaitable[Session | None]]
+
+
+class KmipListener:
+    def __init__(
+        self,
+        settings: KmipSettings,
+        tls_context: Callable[[], ssl.SSLContext],
+        sessions: SessionFactory,
+        limits: Limits,
+    ) -> None:
+        self._settings = settings
+        self._tls_context = tls_context
+        self._sessions = sessions
+        self._limits = limits
+        self._server: asyncio.Server | None = None
+        self._active = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active_connections(self) -> int:
+        return self._active
+
+    @property
+    def ports(self) -> list[int]:
+        assert self._server is not None
+        return sorted({sock.getsockname()[1] for sock in self._server.sockets})
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        self._server = await asyncio.start_server(
+            self._accept,
+            host if host is not None else self._settings.host,
+            port if port is not None else self._settings.port,
+            reuse_address=True,
+            limit=READ_CHUNK,
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self._active >= self._settings.max_connections:
+            log.warning("connection refused: %d connections open (the limit)", self._active)
+            _abort(writer)
+            return
+        self._active += 1
+        self._tasks.add(task)
+        address = _address(writer)
+        try:
+            await self._serve(reader, writer, address)
+        except asyncio.CancelledError:
+            pass
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+            log.debug("connection from %s ended: %s", address, type(exc).__name__)
+        except DecodeError as exc:
+            log.info("connection from %s closed: %s", address, exc)
+        except Exception:  # a bug must cost one connection, never the listener
+            log.exception("connection from %s failed", address)
+        finally:
+            self._active -= 1
+            self._tasks.discard(task)
+            _abort(writer)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str
+    ) -> None:
+        settings = self._settings
+        try:
+            async with asyncio.timeout(settings.handshake_timeout):
+                await writer.start_tls(
+                    self._tls_context(), ssl_handshake_timeout=settings.handshake_timeout
+                )
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+            log.info("TLS handshake with %s failed: %s", address, _ssl_reason(exc))
+            return
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            log.info("connection from %s closed: no client certificate", address)
+            return
+        session = await self._sessions(Peer(address, der, fingerprint(der)))
+        if session is None:
+            log.info("connection from %s closed: its certificate is not allowed", address)
+            return
+        frames = FrameReader(self._limits)
+        while True:
+            frame = await self._read_frame(reader, frames)
+            if frame is None:
+                return
+            response = await session.handle(frame)
+            writer.write(response)
+            async with asyncio.timeout(settings.read_timeout):
+                await writer.drain()
+
+    async def _read_frame(
+        self, reader: asyncio.StreamReader, frames: FrameReader
+    ) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        while (frame := frames.next_frame()) is None:
+            if frames.buffered == 0:
+                timeout = self._settings.idle_timeout
+            else:
+                if deadline is None:
+                    deadline = loop.time() + self._settings.read_timeout
+                timeout = max(0.0, deadline - loop.time())
+            async with asyncio.timeout(timeout):
+                data = await reader.read(READ_CHUNK)
+            if not data:
+                return None
+            if deadline is None:
+                deadline = loop.time() + self._settings.read_timeout
+            frames.receive_data(data)
+        return frame
+
+
+def _address(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer)
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    return type(exc).__name__
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    # abort, not close: close would wait for a peer that never reads to take our last bytes.
+    writer.transport.abort()
