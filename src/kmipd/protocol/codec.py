@@ -374,6 +374,7 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
         "STRUCTURE": STRUCTURE,
         "cls": cls,
         "new": object.__new__,
+        "new_item": tuple.__new__,
         "wrong_type": _raise_wrong_type,
         "duplicate": _raise_duplicate,
         "unknown": _raise_unknown,
@@ -392,6 +393,7 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
     dec_checks: list[str] = []
     enc: list[str] = []
     seen_tags: set[int] = set()
+    active: dict[str, str] = {}  # field name -> decoder variable, for this version
 
     for index, (name, spec) in enumerate(wire_fields(cls)):
         form = next((f for f in spec.forms if f.exists_in(version)), None)
@@ -403,8 +405,9 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
         seen_tags.update(tags)
         tag, kind = form.tag, form.kind
         var = f"f{index}"
-        ns[f"T{index}"] = tag
-        match = f"tag == T{index}"
+        active[name] = var
+        t = int(tag)
+        match = f"tag == {t}"
         dec_init.append(f"    {var} = []" if form.repeated else f"    {var} = None")
 
         # How one child becomes a value (decode) and a value becomes an item (encode).
@@ -414,21 +417,21 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
                 enum_cls = spec.enum or enum_class(tag)
                 if enum_cls is not None:
                     ns[f"E{index}"] = enum_cls._value2member_map_.get
-                    value_expr = f"E{index}(child.value, child.value)"
+                    value_expr = f"E{index}(value, value)"
                 else:
-                    value_expr = "child.value"
+                    value_expr = "value"
             else:
-                value_expr = "child.value"
-            enc_expr = f"Item(T{index}, Y{index}, v)"
+                value_expr = "value"
+            enc_expr = f"new_item(Item, ({t}, {int(kind)}, v))"
         elif kind == ANY:
             type_check = None
             value_expr = "child"
-            enc_expr = f"retag(v, T{index})"
+            enc_expr = f"retag(v, {t})"
         elif isinstance(kind, type) and dataclasses.is_dataclass(kind):
             type_check = STRUCTURE
             ns[f"P{index}"] = _plan(kind, version)
             value_expr = f"P{index}.decode(child)"
-            enc_expr = f"P{index}.encode(v, T{index})"
+            enc_expr = f"P{index}.encode(v, {t})"
         elif isinstance(kind, Choice):
             type_check = STRUCTURE
             ns[f"TS{index}"] = frozenset(kind.options)
@@ -441,26 +444,27 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
             type_check = kind.item_type
             ns[f"C{index}"] = kind
             value_expr = f"C{index}.decode(child, version)"
-            enc_expr = f"C{index}.encode(v, T{index}, version)"
+            enc_expr = f"C{index}.encode(v, {t}, version)"
         else:
             raise TypeError(f"{cls.__name__}.{name}: unsupported field kind {kind!r}")
 
         if spec.variant:
-            enc_expr = f"retag(v, T{index}) if isinstance(v, Item) else {enc_expr}"
+            enc_expr = f"retag(v, {t}) if isinstance(v, Item) else {enc_expr}"
         lines = [f"        {'if' if not dec_branches else 'elif'} {match}:"]
+        convert = [] if value_expr == "value" else [f"value = {value_expr}"]
         if type_check is not None:
-            ns[f"Y{index}"] = type_check
+            y = int(type_check)
+            lines.append(f"            if typ != {y}:")
             if spec.variant:
-                lines.append(f"            if child.type != Y{index}:")
                 lines.append("                value = child")
-                lines.append("            else:")
-                lines.append(f"                value = {value_expr}")
+                if convert:
+                    lines.append("            else:")
+                    lines.append(f"                {convert[0]}")
             else:
-                lines.append(f"            if child.type != Y{index}:")
-                lines.append(f"                wrong_type(item.tag, child, Y{index})")
-                lines.append(f"            value = {value_expr}")
+                lines.append(f"                wrong_type(item.tag, child, {y})")
+                lines.extend(f"            {line}" for line in convert)
         else:
-            lines.append(f"            value = {value_expr}")
+            lines.extend(f"            {line}" for line in convert)
         if form.repeated:
             lines.append(f"            {var}.append(value)")
         else:
@@ -470,9 +474,9 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
         dec_branches.extend(lines)
         if spec.required:
             if form.repeated:
-                dec_checks.append(f"    if not {var}:\n        missing(item.tag, T{index})")
+                dec_checks.append(f"    if not {var}:\n        missing(item.tag, {t})")
             else:
-                dec_checks.append(f"    if {var} is None:\n        missing(item.tag, T{index})")
+                dec_checks.append(f"    if {var} is None:\n        missing(item.tag, {t})")
 
         if form.repeated:
             enc.append(f"    for v in obj.{name}:")
@@ -493,7 +497,7 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
     if extra_name:
         src.append("    extra = []")
     src.append("    for child in item.value:")
-    src.append("        tag = child.tag")
+    src.append("        tag, typ, value = child")
     src.extend(dec_branches)
     fallback = "extra.append(child)" if extra_name else "unknown(item.tag, child)"
     if dec_branches:
@@ -503,10 +507,9 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
         src.append(f"        {fallback}")
     src.extend(dec_checks)
     src.append("    obj = new(cls)")
-    wire_index = {name: i for i, (name, _) in enumerate(wire_fields(cls))}
     for f in all_fields:
-        if f.name in wire_index and f"T{wire_index[f.name]}" in ns:
-            src.append(f"    obj.{f.name} = f{wire_index[f.name]}")
+        if f.name in active:
+            src.append(f"    obj.{f.name} = {active[f.name]}")
         elif f.name == extra_name:
             src.append(f"    obj.{f.name} = extra")
         elif f.default is not dataclasses.MISSING:
@@ -526,7 +529,7 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
     src.extend(enc)
     if extra_name:
         src.append(f"    out.extend(obj.{extra_name})")
-    src.append("    return Item(tag, STRUCTURE, out)")
+    src.append(f"    return new_item(Item, (tag, {STRUCTURE}, out))")
 
     code = "\n".join(src)
     exec(compile(code, f"<kmip codec {cls.__name__} {version[0]}.{version[1]}>", "exec"), ns)

@@ -190,15 +190,23 @@ def _version_of(header: RequestHeader | ResponseHeader | None) -> Version:
 # Decoding
 
 
+def _first(parent: Item, tag: int) -> Item | None:
+    """The child with ``tag``: the first child in well-formed messages, else a search."""
+    children = parent.value
+    if children and children[0].tag == tag:
+        return children[0]  # type: ignore[no-any-return]
+    return parent.find(tag)
+
+
 def _peek_version(message: Item, header_tag: int) -> Version:
     """The protocol version announced in the raw header (needed to pick field shapes)."""
-    header = message.find(header_tag) if message.type == STRUCTURE else None
+    header = _first(message, header_tag) if message.type == STRUCTURE else None
     if header is None or header.type != STRUCTURE:
         raise DecodeError(f"message has no {tag_name(header_tag)}", ResultReason.INVALID_MESSAGE)
-    pv = header.find(Tag.PROTOCOL_VERSION)
+    pv = _first(header, Tag.PROTOCOL_VERSION)
     if pv is None or pv.type != STRUCTURE:
         raise DecodeError("message header has no ProtocolVersion", ResultReason.INVALID_MESSAGE)
-    major = pv.find(Tag.PROTOCOL_VERSION_MAJOR)
+    major = _first(pv, Tag.PROTOCOL_VERSION_MAJOR)
     minor = pv.find(Tag.PROTOCOL_VERSION_MINOR)
     if major is None or minor is None or major.type != INTEGER or minor.type != INTEGER:
         raise DecodeError("malformed ProtocolVersion", ResultReason.INVALID_MESSAGE)
@@ -206,6 +214,8 @@ def _peek_version(message: Item, header_tag: int) -> Version:
 
 
 def _check_batch(message: Item, limits: Limits) -> None:
+    if len(message.value) <= limits.max_batch_count:
+        return
     count = sum(1 for child in message.value if child.tag == Tag.BATCH_ITEM)
     if count > limits.max_batch_count:
         raise DecodeError(
