@@ -245,11 +245,8 @@ def enum_class(tag: int) -> type[enum.IntEnum] | None:
 
 
 def tag_name(tag: int) -> str:
-    """A readable name for a tag, for error messages."""
-    try:
-        return Tag(tag).name
-    except ValueError:
-        return f"0x{tag:06X}"
+    """A readable name for a tag (its xml_name), for error messages."""
+    return tables.xml_name_of_tag(tag)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,7 +257,7 @@ def from_item(cls: type[T], item: Item, version: Version) -> T:
     """Decode ``item`` (a Structure) into an instance of the typed dataclass ``cls``."""
     if item.type != STRUCTURE:
         raise DecodeError(
-            f"{tag_name(item.tag)} is a {item_type_name(item.type)}, expected a Structure",
+            f"{tag_name(item.tag)} is of type {item_type_name(item.type)}, expected Structure",
             ResultReason.INVALID_FIELD,
         )
     return _plan(cls, version).decode(item)  # type: ignore[no-any-return]
@@ -330,8 +327,8 @@ class _Plan:
 
 def _raise_wrong_type(struct_tag: int, child: Item, expected: int) -> None:
     raise DecodeError(
-        f"{tag_name(child.tag)} in {tag_name(struct_tag)} is a {item_type_name(child.type)}, "
-        f"expected a {item_type_name(expected)}",
+        f"{tag_name(child.tag)} in {tag_name(struct_tag)} is of type "
+        f"{item_type_name(child.type)}, expected {item_type_name(expected)}",
         ResultReason.INVALID_FIELD,
     )
 
