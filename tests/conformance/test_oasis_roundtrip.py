@@ -49,8 +49,9 @@ KNOWN_EXCEPTIONS: dict[str, tuple[str, int]] = {
 
 The shared README also lists ``ContentCommitment`` in the 2.0 draft TC files and
 ``NotAuthorized`` in TC-DLOGIN-2-20. Our tables define both for KMIP 2.0 (the Content
-Commitment mask bit until 2.0, the 2.0 spelling "Not Authorized"), so those files encode and
-are not exceptions; the unit tests check that 2.1 refuses them.
+Commitment mask bit until 2.0, "Not Authorized" as the 2.0 spelling of "Not Authorised"), so
+those files encode and are not exceptions; the unit tests check that a 2.1 message refuses
+ContentCommitment.
 """
 
 TIMESTAMP = 0x420092

@@ -422,7 +422,10 @@ def locate(exc: DecodeError, segment: str) -> PathError:
 def finish(exc: DecodeError) -> DecodeError:
     """The final error: the message with its path, e.g. ``… at RequestMessage/BatchItem[1]``."""
     if isinstance(exc, PathError):
-        path = "/".join(reversed(exc.path))
+        segments = list(reversed(exc.path))
+        if len(segments) > 12:  # deep nesting: the first and the last few levels are enough
+            segments = [*segments[:4], "…", *segments[-6:]]
+        path = "/".join(segments)
         final = DecodeError(f"{exc.base_message} at {path}", exc.reason)
         return final
     return exc
