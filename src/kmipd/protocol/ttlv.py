@@ -91,10 +91,16 @@ def decode(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
     if len(data) > limits.max_frame_bytes:
         raise DecodeError(f"message of {len(data)} bytes exceeds the limit of "
                           f"{limits.max_frame_bytes} bytes")
-    items = _decode_items(data, 0, len(data), 0, limits)
+    try:
+        items = _decode_items(data, 0, len(data), 0, limits)
+    except struct.error:  # an unpack ran past the end of the input
+        raise DecodeError("truncated item") from None
     if len(items) != 1:
         raise DecodeError(f"expected one top-level item, found {len(items)}")
     return items[0]
+
+
+_new_item = tuple.__new__  # Item(...) would add a Python-level __new__ call per item
 
 
 def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -> list[Item]:
@@ -108,82 +114,91 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
         if end - pos < 8:
             raise DecodeError(f"truncated item header at offset {pos}")
         tag_type, length = unpack_header(data, pos)
-        tag = tag_type >> 8
-        typ = tag_type & 0xFF
-        space = tag >> 16
+        space = tag_type >> 24
         if space != KMIP_TAG_SPACE and space != EXTENSION_TAG_SPACE:
-            raise DecodeError(f"invalid tag 0x{tag:06X} at offset {pos}")
+            raise DecodeError(f"invalid tag 0x{tag_type >> 8:06X} at offset {pos}")
+        typ = tag_type & 0xFF
         value_pos = pos + 8
         if length > end - value_pos:
-            raise DecodeError(f"item 0x{tag:06X} at offset {pos} is longer than its parent")
+            raise DecodeError(
+                f"item 0x{tag_type >> 8:06X} at offset {pos} is longer than its parent"
+            )
         if typ == STRUCTURE:
             if length & 7:
-                raise DecodeError(f"structure 0x{tag:06X} at offset {pos} has a length that "
-                                  "is not a multiple of 8")
-            value: Any = _decode_items(data, value_pos, value_pos + length, depth + 1, limits)
+                raise DecodeError(f"structure 0x{tag_type >> 8:06X} at offset {pos} has a "
+                                  "length that is not a multiple of 8")
             pos = value_pos + length
-        elif typ == INTEGER or typ == ENUMERATION or typ == INTERVAL:
+            value: Any = _decode_items(data, value_pos, pos, depth + 1, limits)
+        elif typ == ENUMERATION or typ == INTEGER or typ == INTERVAL:
             if length != 4:
-                raise DecodeError(f"item 0x{tag:06X} at offset {pos} has length {length}, "
-                                  "expected 4")
+                raise _wrong_length(tag_type, pos, length, 4)
             if end - value_pos < 8:
-                raise DecodeError(f"item 0x{tag:06X} at offset {pos} is missing its padding")
-            if typ == INTEGER:
-                value, pad = _INT32.unpack_from(data, value_pos)
-            else:
-                value, pad = _UINT32.unpack_from(data, value_pos)
+                raise DecodeError(
+                    f"item 0x{tag_type >> 8:06X} at offset {pos} is missing its padding"
+                )
+            value, pad = (_INT32 if typ == INTEGER else _UINT32).unpack_from(data, value_pos)
             if pad:
-                raise DecodeError(f"non-zero padding after item 0x{tag:06X} at offset {pos}")
-            pos = value_pos + 8
-        elif typ == LONG_INTEGER or typ == DATE_TIME or typ == DATE_TIME_EXTENDED:
-            if length != 8:
-                raise DecodeError(f"item 0x{tag:06X} at offset {pos} has length {length}, "
-                                  "expected 8")
-            value = _INT64.unpack_from(data, value_pos)[0]
+                raise DecodeError(
+                    f"non-zero padding after item 0x{tag_type >> 8:06X} at offset {pos}"
+                )
             pos = value_pos + 8
         elif typ == TEXT_STRING or typ == BYTE_STRING or typ == BIG_INTEGER:
             if length > limits.max_field_bytes:
-                raise DecodeError(f"item 0x{tag:06X} at offset {pos} is {length} bytes, over "
-                                  f"the field limit of {limits.max_field_bytes}")
-            padded = (length + 7) & ~7
-            if padded > end - value_pos:
-                raise DecodeError(f"item 0x{tag:06X} at offset {pos} is missing its padding")
-            raw = data[value_pos : value_pos + length]
-            if padded != length and data[value_pos + length : value_pos + padded] != _ZERO_PAD[
-                : padded - length
-            ]:
-                raise DecodeError(f"non-zero padding after item 0x{tag:06X} at offset {pos}")
+                raise DecodeError(f"item 0x{tag_type >> 8:06X} at offset {pos} is {length} "
+                                  f"bytes, over the field limit of {limits.max_field_bytes}")
+            pos = value_pos + length
+            padded_end = value_pos + ((length + 7) & ~7)
+            if padded_end > end:
+                raise DecodeError(
+                    f"item 0x{tag_type >> 8:06X} at offset {pos} is missing its padding"
+                )
+            if padded_end != pos and data.count(0, pos, padded_end) != padded_end - pos:
+                raise DecodeError(
+                    f"non-zero padding after item 0x{tag_type >> 8:06X} at offset {pos}"
+                )
             if typ == TEXT_STRING:
                 try:
-                    value = raw.decode("utf-8")
+                    value = data[value_pos:pos].decode("utf-8")
                 except UnicodeDecodeError:
-                    raise DecodeError(
-                        f"text string 0x{tag:06X} at offset {pos} is not valid UTF-8"
-                    ) from None
+                    raise DecodeError(f"text string 0x{tag_type >> 8:06X} at offset "
+                                      f"{value_pos - 8} is not valid UTF-8") from None
             elif typ == BYTE_STRING:
-                value = raw
+                value = data[value_pos:pos]
             else:
                 if length == 0 or length & 7:
-                    raise DecodeError(f"big integer 0x{tag:06X} at offset {pos} has length "
-                                      f"{length}, expected a positive multiple of 8")
-                value = int.from_bytes(raw, "big", signed=True)
-            pos = value_pos + padded
+                    raise DecodeError(f"big integer 0x{tag_type >> 8:06X} at offset "
+                                      f"{value_pos - 8} has length {length}, expected a "
+                                      "positive multiple of 8")
+                value = int.from_bytes(data[value_pos:pos], "big", signed=True)
+            pos = padded_end
+        elif typ == LONG_INTEGER or typ == DATE_TIME or typ == DATE_TIME_EXTENDED:
+            if length != 8:
+                raise _wrong_length(tag_type, pos, length, 8)
+            value = _INT64.unpack_from(data, value_pos)[0]
+            pos = value_pos + 8
         elif typ == BOOLEAN:
             if length != 8:
-                raise DecodeError(f"item 0x{tag:06X} at offset {pos} has length {length}, "
-                                  "expected 8")
+                raise _wrong_length(tag_type, pos, length, 8)
             raw_bool = _UINT64.unpack_from(data, value_pos)[0]
             if raw_bool > 1:
-                raise DecodeError(f"boolean 0x{tag:06X} at offset {pos} is neither 0 nor 1")
+                raise DecodeError(
+                    f"boolean 0x{tag_type >> 8:06X} at offset {pos} is neither 0 nor 1"
+                )
             value = raw_bool == 1
             pos = value_pos + 8
         else:
-            raise DecodeError(f"unknown item type 0x{typ:02X} for tag 0x{tag:06X} at "
-                              f"offset {pos}")
-        append(Item(tag, typ, value))
-        if len(items) > max_items:
-            raise DecodeError(f"more than {max_items} items in one structure")
+            raise DecodeError(f"unknown item type 0x{typ:02X} for tag 0x{tag_type >> 8:06X} "
+                              f"at offset {pos}")
+        append(_new_item(Item, (tag_type >> 8, typ, value)))
+    # Checked once per structure: the frame limit already bounds the count (8 bytes an item).
+    if len(items) > max_items:
+        raise DecodeError(f"more than {max_items} items in one structure")
     return items
+
+
+def _wrong_length(tag_type: int, pos: int, length: int, expected: int) -> DecodeError:
+    return DecodeError(f"item 0x{tag_type >> 8:06X} at offset {pos} has length {length}, "
+                       f"expected {expected}")
 
 
 def encode(item: Item) -> bytes:
