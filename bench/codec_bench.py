@@ -33,9 +33,7 @@ def get_request() -> bytes:
             messages.RequestBatchItem(
                 operation=Operation.GET,
                 unique_batch_item_id=b"QLKC\x05\x00\x00\x00",
-                payload=GetRequest(
-                    unique_identifier="6f1b2c9e-3a4d-4f7e-9b1a-2c3d4e5f6a7b"
-                ),
+                payload=GetRequest(unique_identifier="6f1b2c9e-3a4d-4f7e-9b1a-2c3d4e5f6a7b"),
             )
         ],
     )
@@ -94,10 +92,11 @@ def main() -> None:
     cases: list[tuple[str, Callable[[], object]]] = [
         ("Get request  tree ", lambda: ttlv.encode(ttlv.decode(request))),
         ("Get response tree ", lambda: ttlv.encode(ttlv.decode(response))),
-        ("Get request  typed",
-         lambda: messages.encode_request(messages.decode_request(request))),
-        ("Get response typed",
-         lambda: messages.encode_response(messages.decode_response(response))),
+        ("Get request  typed", lambda: messages.encode_request(messages.decode_request(request))),
+        (
+            "Get response typed",
+            lambda: messages.encode_response(messages.decode_response(response)),
+        ),
     ]
     print(f"{'message':<20}{'bytes':>7}{'round trips/s':>16}{'us each':>10}")
     for name, round_trip in cases:

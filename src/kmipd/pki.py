@@ -67,9 +67,15 @@ def create_ca(common_name: str = "kmipd CA", now: dt.datetime | None = None) -> 
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -100,9 +106,15 @@ def _leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=True,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -139,8 +151,9 @@ def issue_server(
     ca: Issued, names: list[str] | None = None, now: dt.datetime | None = None
 ) -> Issued:
     names = names or default_server_names()
-    return _leaf(ca, names[0], ExtendedKeyUsageOID.SERVER_AUTH, _general_names(names), now,
-                 365 * LEAF_YEARS)
+    return _leaf(
+        ca, names[0], ExtendedKeyUsageOID.SERVER_AUTH, _general_names(names), now, 365 * LEAF_YEARS
+    )
 
 
 def issue_client(

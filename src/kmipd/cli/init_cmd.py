@@ -17,11 +17,15 @@ def register(commands: Any) -> None:
     parser.add_argument("--kmip-port", type=int, help="KMIP port (default 5696)")
     parser.add_argument("--https-port", type=int, help="HTTPS port (default 8443)")
     parser.add_argument(
-        "--server-name", action="append", dest="server_names", metavar="NAME",
+        "--server-name",
+        action="append",
+        dest="server_names",
+        metavar="NAME",
         help="DNS name or IP address for the server certificate (repeatable)",
     )
     parser.add_argument(
-        "--exist-ok", action="store_true",
+        "--exist-ok",
+        action="store_true",
         help="succeed, changing nothing, when DIR already holds a setup",
     )
     parser.set_defaults(run=run)
@@ -32,11 +36,15 @@ def run(args: argparse.Namespace) -> int:
     if initialise.is_initialised(data_dir):
         if args.exist_ok:
             settings = config.load(data_dir)
-            print(f"kmipd: {settings.data_dir} is already set up (left unchanged); "
-                  f"KMIP port {settings.kmip.port}, HTTPS port {settings.https.port}")
+            print(
+                f"kmipd: {settings.data_dir} is already set up (left unchanged); "
+                f"KMIP port {settings.kmip.port}, HTTPS port {settings.https.port}"
+            )
             return 0
-        raise CommandError(f"{data_dir.resolve()} already holds a kmipd setup; it was left "
-                           "unchanged (use --exist-ok to accept it)")
+        raise CommandError(
+            f"{data_dir.resolve()} already holds a kmipd setup; it was left "
+            "unchanged (use --exist-ok to accept it)"
+        )
     result = initialise.initialise(
         data_dir,
         store_url=args.store_url,
@@ -45,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         server_names=args.server_names,
     )
     s = result.settings
-    print(f"kmipd: set up {result.data_dir}: CA {s.path(s.tls.ca)}, client certificate "
-          f"{result.client_certificate}, Manager API key in {result.api_key_file}; "
-          f"KMIP port {s.kmip.port}, HTTPS port {s.https.port}")
+    print(
+        f"kmipd: set up {result.data_dir}: CA {s.path(s.tls.ca)}, client certificate "
+        f"{result.client_certificate}, Manager API key in {result.api_key_file}; "
+        f"KMIP port {s.kmip.port}, HTTPS port {s.https.port}"
+    )
     return 0

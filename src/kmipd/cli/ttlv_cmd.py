@@ -26,20 +26,30 @@ def register(commands: Any) -> None:
     decode = actions.add_parser("decode", help="TTLV (hex or binary) to a listing, XML or JSON")
     decode.add_argument("file", nargs="?", help="input file (default: standard input)")
     form = decode.add_mutually_exclusive_group()
-    form.add_argument("--hex", dest="form", action="store_const", const="hex",
-                      help="the input is hex text")
-    form.add_argument("--binary", dest="form", action="store_const", const="binary",
-                      help="the input is raw TTLV bytes")
-    decode.add_argument("--to", choices=("listing", "xml", "json"), default="listing",
-                        help="output format (default: listing)")
+    form.add_argument(
+        "--hex", dest="form", action="store_const", const="hex", help="the input is hex text"
+    )
+    form.add_argument(
+        "--binary",
+        dest="form",
+        action="store_const",
+        const="binary",
+        help="the input is raw TTLV bytes",
+    )
+    decode.add_argument(
+        "--to",
+        choices=("listing", "xml", "json"),
+        default="listing",
+        help="output format (default: listing)",
+    )
     decode.set_defaults(run=run_decode)
 
     encode = actions.add_parser("encode", help="KMIP XML or JSON to TTLV hex")
     encode.add_argument("file", nargs="?", help="input file (default: standard input)")
-    encode.add_argument("--from", dest="source", choices=("xml", "json"), required=True,
-                        help="the input encoding")
-    encode.add_argument("--binary", action="store_true",
-                        help="write raw TTLV bytes instead of hex")
+    encode.add_argument(
+        "--from", dest="source", choices=("xml", "json"), required=True, help="the input encoding"
+    )
+    encode.add_argument("--binary", action="store_true", help="write raw TTLV bytes instead of hex")
     encode.set_defaults(run=run_encode)
 
 
@@ -61,8 +71,9 @@ def _ttlv_bytes(raw: bytes, form: str | None) -> bytes:
     try:
         return bytes.fromhex(text)
     except ValueError:
-        raise CommandError("the input is not valid hex (use --binary for raw bytes)",
-                           EXIT_USAGE) from None
+        raise CommandError(
+            "the input is not valid hex (use --binary for raw bytes)", EXIT_USAGE
+        ) from None
 
 
 def run_decode(args: argparse.Namespace) -> int:
@@ -86,8 +97,9 @@ def run_encode(args: argparse.Namespace) -> int:
     try:
         data = ttlv.encode(decoder(raw))
     except DecodeError as exc:
-        raise CommandError(f"not a valid KMIP {args.source.upper()} message: {exc}",
-                           EXIT_USAGE) from None
+        raise CommandError(
+            f"not a valid KMIP {args.source.upper()} message: {exc}", EXIT_USAGE
+        ) from None
     except EncodeError as exc:
         raise CommandError(f"cannot encode: {exc}", EXIT_USAGE) from None
     if args.binary:

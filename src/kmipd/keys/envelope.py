@@ -54,7 +54,8 @@ def unseal(key: bytes, instance: str, uid: str, blob: bytes) -> bytes:
     version = sealed_version(blob)
     nonce = blob[_HEAD.size : _HEAD.size + NONCE_BYTES]
     try:
-        return AESGCM(key).decrypt(nonce, blob[_HEAD.size + NONCE_BYTES :],
-                                   _aad(instance, uid, version))
+        return AESGCM(key).decrypt(
+            nonce, blob[_HEAD.size + NONCE_BYTES :], _aad(instance, uid, version)
+        )
     except InvalidTag:
         raise SealError("sealed object does not open with this key in this slot") from None

@@ -108,8 +108,9 @@ class Keyring:
             entry = self._data["keys"].get(key_id)
             if entry is None:
                 raise KeyringError(f"root key {key_id} does not exist")
-            return RootKeyInfo(key_id, entry["name"], len(entry["versions"]), entry["created"],
-                               "deleted" in entry)
+            return RootKeyInfo(
+                key_id, entry["name"], len(entry["versions"]), entry["created"], "deleted" in entry
+            )
 
     def list(self) -> list[RootKeyInfo]:
         return [self.info(key_id) for key_id in sorted(self._data["keys"])]
@@ -126,8 +127,8 @@ class Keyring:
             version = len(versions)
             material = _decode(versions[-1])
         nonce = secrets.token_bytes(12)
-        return _HEAD.pack(_FORMAT, version) + nonce + AESGCM(material).encrypt(
-            nonce, plaintext, aad
+        return (
+            _HEAD.pack(_FORMAT, version) + nonce + AESGCM(material).encrypt(nonce, plaintext, aad)
         )
 
     def unwrap(self, key_id: str, wrapped: bytes, aad: bytes) -> bytes:

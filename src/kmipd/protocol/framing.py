@@ -26,8 +26,7 @@ def frame_length(header: bytes, limits: Limits = DEFAULT_LIMITS) -> int:
     total = HEADER_SIZE + length
     if total > limits.max_frame_bytes:
         raise DecodeError(
-            f"announced message length {length} exceeds the limit of "
-            f"{limits.max_frame_bytes} bytes"
+            f"announced message length {length} exceeds the limit of {limits.max_frame_bytes} bytes"
         )
     if length & 7:
         raise DecodeError("announced message length is not a multiple of 8")

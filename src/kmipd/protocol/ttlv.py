@@ -74,23 +74,20 @@ _INT64 = struct.Struct(">q")
 _UINT64 = struct.Struct(">Q")
 _ZERO_PAD = bytes(8)
 
-_FIXED_LENGTH = {
-    INTEGER: 4,
-    LONG_INTEGER: 8,
-    ENUMERATION: 4,
-    BOOLEAN: 8,
-    DATE_TIME: 8,
-    INTERVAL: 4,
-    DATE_TIME_EXTENDED: 8,
-}
+_FOUR_BYTE_TYPES = frozenset((ENUMERATION, INTEGER, INTERVAL))
+_UNSIGNED_FOUR_BYTE_TYPES = frozenset((ENUMERATION, INTERVAL))
+_EIGHT_BYTE_TYPES = frozenset((LONG_INTEGER, DATE_TIME, DATE_TIME_EXTENDED))
+_STRING_TYPES = frozenset((TEXT_STRING, BYTE_STRING))
+_VARIABLE_TYPES = frozenset((TEXT_STRING, BYTE_STRING, BIG_INTEGER))
 
 
 def decode(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS) -> Item:
     """Decode exactly one TTLV item (normally a whole message) from ``data``."""
     data = bytes(data)
     if len(data) > limits.max_frame_bytes:
-        raise DecodeError(f"message of {len(data)} bytes exceeds the limit of "
-                          f"{limits.max_frame_bytes} bytes")
+        raise DecodeError(
+            f"message of {len(data)} bytes exceeds the limit of {limits.max_frame_bytes} bytes"
+        )
     try:
         items = _decode_items(data, 0, len(data), 0, limits)
     except struct.error:  # an unpack ran past the end of the input
@@ -125,11 +122,13 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
             )
         if typ == STRUCTURE:
             if length & 7:
-                raise DecodeError(f"structure 0x{tag_type >> 8:06X} at offset {pos} has a "
-                                  "length that is not a multiple of 8")
+                raise DecodeError(
+                    f"structure 0x{tag_type >> 8:06X} at offset {pos} has a "
+                    "length that is not a multiple of 8"
+                )
             pos = value_pos + length
             value: Any = _decode_items(data, value_pos, pos, depth + 1, limits)
-        elif typ == ENUMERATION or typ == INTEGER or typ == INTERVAL:
+        elif typ in _FOUR_BYTE_TYPES:
             if length != 4:
                 raise _wrong_length(tag_type, pos, length, 4)
             if end - value_pos < 8:
@@ -142,10 +141,12 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
                     f"non-zero padding after item 0x{tag_type >> 8:06X} at offset {pos}"
                 )
             pos = value_pos + 8
-        elif typ == TEXT_STRING or typ == BYTE_STRING or typ == BIG_INTEGER:
+        elif typ in _VARIABLE_TYPES:
             if length > limits.max_field_bytes:
-                raise DecodeError(f"item 0x{tag_type >> 8:06X} at offset {pos} is {length} "
-                                  f"bytes, over the field limit of {limits.max_field_bytes}")
+                raise DecodeError(
+                    f"item 0x{tag_type >> 8:06X} at offset {pos} is {length} "
+                    f"bytes, over the field limit of {limits.max_field_bytes}"
+                )
             pos = value_pos + length
             padded_end = value_pos + ((length + 7) & ~7)
             if padded_end > end:
@@ -160,18 +161,22 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
                 try:
                     value = data[value_pos:pos].decode("utf-8")
                 except UnicodeDecodeError:
-                    raise DecodeError(f"text string 0x{tag_type >> 8:06X} at offset "
-                                      f"{value_pos - 8} is not valid UTF-8") from None
+                    raise DecodeError(
+                        f"text string 0x{tag_type >> 8:06X} at offset "
+                        f"{value_pos - 8} is not valid UTF-8"
+                    ) from None
             elif typ == BYTE_STRING:
                 value = data[value_pos:pos]
             else:
                 if length == 0 or length & 7:
-                    raise DecodeError(f"big integer 0x{tag_type >> 8:06X} at offset "
-                                      f"{value_pos - 8} has length {length}, expected a "
-                                      "positive multiple of 8")
+                    raise DecodeError(
+                        f"big integer 0x{tag_type >> 8:06X} at offset "
+                        f"{value_pos - 8} has length {length}, expected a "
+                        "positive multiple of 8"
+                    )
                 value = int.from_bytes(data[value_pos:pos], "big", signed=True)
             pos = padded_end
-        elif typ == LONG_INTEGER or typ == DATE_TIME or typ == DATE_TIME_EXTENDED:
+        elif typ in _EIGHT_BYTE_TYPES:
             if length != 8:
                 raise _wrong_length(tag_type, pos, length, 8)
             value = _INT64.unpack_from(data, value_pos)[0]
@@ -187,8 +192,9 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
             value = raw_bool == 1
             pos = value_pos + 8
         else:
-            raise DecodeError(f"unknown item type 0x{typ:02X} for tag 0x{tag_type >> 8:06X} "
-                              f"at offset {pos}")
+            raise DecodeError(
+                f"unknown item type 0x{typ:02X} for tag 0x{tag_type >> 8:06X} at offset {pos}"
+            )
         append(_new_item(Item, (tag_type >> 8, typ, value)))
     # Checked once per structure: the frame limit already bounds the count (8 bytes an item).
     if len(items) > max_items:
@@ -197,8 +203,9 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
 
 
 def _wrong_length(tag_type: int, pos: int, length: int, expected: int) -> DecodeError:
-    return DecodeError(f"item 0x{tag_type >> 8:06X} at offset {pos} has length {length}, "
-                       f"expected {expected}")
+    return DecodeError(
+        f"item 0x{tag_type >> 8:06X} at offset {pos} has length {length}, expected {expected}"
+    )
 
 
 def encode(item: Item) -> bytes:
@@ -233,9 +240,9 @@ def _encode_into(out: bytearray, item: Item) -> None:
         _pack_header_into(out, start, head, len(out) - start - 8)
     elif typ == INTEGER:
         out += _pack_int(head, 4, value, 0)
-    elif typ == ENUMERATION or typ == INTERVAL:
+    elif typ in _UNSIGNED_FOUR_BYTE_TYPES:
         out += _pack_uint(head, 4, value, 0)
-    elif typ == TEXT_STRING or typ == BYTE_STRING:
+    elif typ in _STRING_TYPES:
         if typ == TEXT_STRING:
             if not isinstance(value, str):
                 raise EncodeError(f"tag 0x{tag:06X}: text string value is not str")
@@ -250,7 +257,7 @@ def _encode_into(out: bytearray, item: Item) -> None:
         pad = -length & 7
         if pad:
             out += _ZERO_PAD[:pad]
-    elif typ == LONG_INTEGER or typ == DATE_TIME or typ == DATE_TIME_EXTENDED:
+    elif typ in _EIGHT_BYTE_TYPES:
         out += _pack_int64(head, 8, value)
     elif typ == BOOLEAN:
         if not isinstance(value, bool):

@@ -111,8 +111,10 @@ class SqliteStore:
         if row is None:
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
         elif row[0] > SCHEMA_VERSION:
-            raise StoreError(f"the database schema is version {row[0]}, newer than this kmipd "
-                             f"understands ({SCHEMA_VERSION})")
+            raise StoreError(
+                f"the database schema is version {row[0]}, newer than this kmipd "
+                f"understands ({SCHEMA_VERSION})"
+            )
         self._db = db
 
     async def close(self) -> None:
@@ -145,8 +147,9 @@ class SqliteStore:
         )
 
     async def instances(self) -> list[InstanceRecord]:
-        rows = await self._run(self._query, "SELECT name, root_key_id, created FROM instances "
-                               "ORDER BY name", ())
+        rows = await self._run(
+            self._query, "SELECT name, root_key_id, created FROM instances ORDER BY name", ()
+        )
         return [InstanceRecord(*row) for row in rows]
 
     async def add_certificate(self, record: CertificateRecord) -> None:
@@ -154,8 +157,14 @@ class SqliteStore:
             self._write,
             "INSERT INTO certificates (fingerprint, instance, pem, subject, is_ca, created) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (record.fingerprint, record.instance, record.pem, record.subject,
-             int(record.is_ca), record.created),
+            (
+                record.fingerprint,
+                record.instance,
+                record.pem,
+                record.subject,
+                int(record.is_ca),
+                record.created,
+            ),
         )
 
     async def remove_certificate(self, fingerprint: str) -> bool:
@@ -178,8 +187,7 @@ class SqliteStore:
             self._write,
             "INSERT INTO wrapping_keys (instance, version, root_key_id, wrapped, created) "
             "VALUES (?, ?, ?, ?, ?)",
-            (record.instance, record.version, record.root_key_id, record.wrapped,
-             record.created),
+            (record.instance, record.version, record.root_key_id, record.wrapped, record.created),
         )
 
     async def wrapping_keys(self, instance: str) -> list[WrappingKeyRecord]:
@@ -219,9 +227,20 @@ class SqliteStore:
             "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
             "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
             "revision = revision + 1 WHERE uid = ? AND instance = ? AND revision = ?",
-            (record.object_type, record.state, record.attributes, record.sealed,
-             record.updated, record.algorithm, record.length, record.name,
-             record.last_fetched, record.uid, record.instance, record.revision),
+            (
+                record.object_type,
+                record.state,
+                record.attributes,
+                record.sealed,
+                record.updated,
+                record.algorithm,
+                record.length,
+                record.name,
+                record.last_fetched,
+                record.uid,
+                record.instance,
+                record.revision,
+            ),
         )
         if count:
             record.revision += 1
@@ -230,13 +249,19 @@ class SqliteStore:
     async def find_objects(self, query: ObjectQuery) -> list[ObjectRecord]:
         clauses = ["instance = ?"]
         params: list[Any] = [query.instance]
-        for column, values in (("object_type", query.object_types), ("state", query.states),
-                               ("uid", query.uids)):
+        for column, values in (
+            ("object_type", query.object_types),
+            ("state", query.states),
+            ("uid", query.uids),
+        ):
             if values is not None:
                 clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
-        for column, value in (("algorithm", query.algorithm), ("length", query.length),
-                              ("name", query.name)):
+        for column, value in (
+            ("algorithm", query.algorithm),
+            ("length", query.length),
+            ("name", query.name),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
@@ -249,5 +274,18 @@ class SqliteStore:
 
 
 def _object_params(r: ObjectRecord) -> tuple[Any, ...]:
-    return (r.uid, r.instance, r.object_type, r.state, r.attributes, r.sealed, r.created,
-            r.updated, r.algorithm, r.length, r.name, r.last_fetched, r.revision)
+    return (
+        r.uid,
+        r.instance,
+        r.object_type,
+        r.state,
+        r.attributes,
+        r.sealed,
+        r.created,
+        r.updated,
+        r.algorithm,
+        r.length,
+        r.name,
+        r.last_fetched,
+        r.revision,
+    )

@@ -148,9 +148,7 @@ class KmipListener:
             async with asyncio.timeout(settings.read_timeout):
                 await writer.drain()
 
-    async def _read_frame(
-        self, reader: asyncio.StreamReader, frames: FrameReader
-    ) -> bytes | None:
+    async def _read_frame(self, reader: asyncio.StreamReader, frames: FrameReader) -> bytes | None:
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         while (frame := frames.next_frame()) is None:

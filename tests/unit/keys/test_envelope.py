@@ -30,7 +30,11 @@ def test_wrong_key_tampering_and_garbage_fail_the_same_way() -> None:
     blob = envelope.seal(key, 1, "default", "uid-1", b"material")
     tampered = blob[:-1] + bytes([blob[-1] ^ 1])
     relabelled = blob[:1] + (2).to_bytes(4, "big") + blob[5:]
-    for bad_key, bad_blob in [(envelope.new_key(), blob), (key, tampered), (key, relabelled),
-                              (key, b"short")]:
+    for bad_key, bad_blob in [
+        (envelope.new_key(), blob),
+        (key, tampered),
+        (key, relabelled),
+        (key, b"short"),
+    ]:
         with pytest.raises(envelope.SealError):
             envelope.unseal(bad_key, "default", "uid-1", bad_blob)

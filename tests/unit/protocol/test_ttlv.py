@@ -34,12 +34,15 @@ def structure(*children: bytes, tag: int = PARENT) -> bytes:
         (Item(TAG, ttlv.LONG_INTEGER, 123456789000000000), "420020030000000801b69b4ba5749200"),
         (Item(TAG, ttlv.ENUMERATION, 255), "4200200500000004000000ff00000000"),
         (Item(TAG, ttlv.BOOLEAN, True), "42002006000000080000000000000001"),
-        (Item(TAG, ttlv.TEXT_STRING, "Hello World"), "420020070000000b48656c6c6f20576f726c640000000000"),
+        (
+            Item(TAG, ttlv.TEXT_STRING, "Hello World"),
+            "420020070000000b48656c6c6f20576f726c640000000000",
+        ),
         (Item(TAG, ttlv.BYTE_STRING, b"\x01\x02\x03"), "42002008000000030102030000000000"),
         (Item(TAG, ttlv.DATE_TIME, 0x47DA67F8), "42002009000000080000000047da67f8"),
         (Item(TAG, ttlv.INTERVAL, 864000), "4200200a00000004000d2f0000000000"),
         (Item(TAG, ttlv.BIG_INTEGER, -1), "4200200400000008ffffffffffffffff"),
-        (Item(TAG, ttlv.BIG_INTEGER, 1 << 63), "42002004000000100000000000000000" "8000000000000000"),
+        (Item(TAG, ttlv.BIG_INTEGER, 1 << 63), "420020040000001000000000000000008000000000000000"),
         (Item(TAG, ttlv.DATE_TIME_EXTENDED, 1), "4200200b000000080000000000000001"),
         (Item(TAG, ttlv.TEXT_STRING, ""), "4200200700000000"),
     ],
@@ -53,7 +56,10 @@ def test_nested_structure_round_trips() -> None:
     tree = Item(
         PARENT,
         ttlv.STRUCTURE,
-        [Item(TAG, ttlv.INTEGER, 1), Item(0x420021, ttlv.STRUCTURE, [Item(TAG, ttlv.BOOLEAN, False)])],
+        [
+            Item(TAG, ttlv.INTEGER, 1),
+            Item(0x420021, ttlv.STRUCTURE, [Item(TAG, ttlv.BOOLEAN, False)]),
+        ],
     )
     assert ttlv.decode(ttlv.encode(tree)) == tree
 
