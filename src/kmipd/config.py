@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from kmipd.protocol.limits import Limits
+from kmipd.protocol.limits import DEFAULT_LIMITS, Limits
 
 CONFIG_FILE = "kmipd.toml"
 
@@ -50,11 +50,11 @@ class StoreSettings:
 
 @dataclass(frozen=True, slots=True)
 class LimitsSettings:
-    max_frame_bytes: int = Limits.max_frame_bytes
-    max_depth: int = Limits.max_depth
-    max_field_bytes: int = Limits.max_field_bytes
-    max_items_per_structure: int = Limits.max_items_per_structure
-    max_batch_count: int = Limits.max_batch_count
+    max_frame_bytes: int = DEFAULT_LIMITS.max_frame_bytes
+    max_depth: int = DEFAULT_LIMITS.max_depth
+    max_field_bytes: int = DEFAULT_LIMITS.max_field_bytes
+    max_items_per_structure: int = DEFAULT_LIMITS.max_items_per_structure
+    max_batch_count: int = DEFAULT_LIMITS.max_batch_count
 
     def limits(self) -> Limits:
         return Limits(
