@@ -276,11 +276,12 @@ def format_datetime(value: int, extended: bool) -> str:
             moment = _EPOCH + timedelta(microseconds=value)
             if not 1 <= moment.year <= 9999:
                 raise OverflowError
-            return moment.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+            # isoformat, not strftime: glibc's %Y drops the leading zeros of years < 1000.
+            return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "+00:00"
         moment = _EPOCH + timedelta(seconds=value)
         if not 1 <= moment.year <= 9999:
             raise OverflowError
-        return moment.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "+00:00"
     except (OverflowError, ValueError):
         return f"0x{value & ((1 << 64) - 1):016X}"
 

@@ -774,3 +774,11 @@ def test_mutated_json_raises_only_decode_error(position: int, length: int, inser
     text = _SAMPLE_JSON[:position] + insert + _SAMPLE_JSON[position + length :]
     with contextlib.suppress(DecodeError):
         from_json(text)
+
+
+@pytest.mark.parametrize("seconds", [-30_610_224_001, -62_135_596_800, 0, 253_402_300_799])
+def test_dates_before_year_1000_keep_four_digit_years(seconds: int) -> None:
+    # Found by Hypothesis: glibc's strftime("%Y") wrote year 999 as "999".
+    item = Item(0x420020, ttlv.DATE_TIME, seconds)
+    assert from_xml(to_xml(item)) == item
+    assert from_json(to_json(item)) == item

@@ -23,17 +23,17 @@ from kmipd.protocol._generated import (
     ResultReason,
     Tag,
 )
+from tests.support.shared import KMIP_TESTCASES
 
 REPO = Path(__file__).resolve().parents[3]
 GENERATOR = REPO / "tools" / "gen_tables.py"
 MODULE = REPO / "src" / "kmipd" / "protocol" / "_generated.py"
-TESTCASES = REPO / ".." / "shared" / "kmip-testcases"
+TESTCASES = KMIP_TESTCASES
 SPEC_TABLES = TESTCASES / "spec-tables"
 
 needs_shared = pytest.mark.skipif(
     not TESTCASES.is_dir(),
-    reason=f"shared KMIP test data not found at {TESTCASES.resolve()} "
-    "(the folder 'shared' beside the repository)",
+    reason=f"shared KMIP test data not found at {TESTCASES} (set KMIPD_SHARED_DIR)",
 )
 
 
