@@ -7,12 +7,20 @@ and the Key Protect-compatible instance GUID in DIR/keyprotect-instance-id.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from kmipd import config, pki
+from kmipd.keys.keyring import Keyring
+from kmipd.service.identity import certificate_subject
+from kmipd.store.records import CertificateRecord, InstanceRecord
+from kmipd.transport.tls import fingerprint
 
 DEFAULT_INSTANCE = "default"
 API_KEY_FILE = "admin-api-key"
@@ -70,6 +78,9 @@ def initialise(
     pki.write_public(client_dir / "client.pem", client.certificate_pem())
     pki.write_private(client_dir / "client-key.pem", client.private_key_pem())
 
+    root_key_id = Keyring.in_data_dir(data_dir).create(f"root key of instance {DEFAULT_INSTANCE}")
+    asyncio.run(_create_default_instance(settings, root_key_id, client))
+
     pki.write_private(data_dir / API_KEY_FILE, (secrets.token_urlsafe(32) + "\n").encode())
     pki.write_public(data_dir / KEYPROTECT_ID_FILE, (str(uuid.uuid4()) + "\n").encode())
     # Written last: its presence is what marks the directory as initialised.
@@ -81,3 +92,28 @@ def initialise(
         client_key=client_dir / "client-key.pem",
         api_key_file=data_dir / API_KEY_FILE,
     )
+
+
+async def _create_default_instance(
+    settings: config.Settings, root_key_id: str, client: pki.Issued
+) -> None:
+    from kmipd.app import open_store  # the composition root knows which store a URL means
+
+    store = open_store(settings)
+    await store.open()
+    try:
+        now = int(time.time())
+        await store.add_instance(InstanceRecord(DEFAULT_INSTANCE, root_key_id, now))
+        der = client.certificate.public_bytes(serialization.Encoding.DER)
+        await store.add_certificate(
+            CertificateRecord(
+                fingerprint=fingerprint(der),
+                instance=DEFAULT_INSTANCE,
+                pem=client.certificate_pem().decode("ascii"),
+                subject=certificate_subject(client.certificate),
+                is_ca=False,
+                created=now,
+            )
+        )
+    finally:
+        await store.close()

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from kmipd import __version__
-from kmipd.cli import init_cmd, ttlv_cmd
+from kmipd.cli import init_cmd, serve_cmd, ttlv_cmd
 from kmipd.cli.errors import EXIT_OK, CommandError
 
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"kmipd {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init_cmd.register(commands)
+    serve_cmd.register(commands)
     ttlv_cmd.register(commands)
     return parser
 

@@ -1,0 +1,159 @@
+"""The composition root: the only place that builds and wires kmipd's parts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kmipd import __version__, config
+from kmipd.keys.instance_keys import InstanceKeys
+from kmipd.keys.keyring import Keyring
+from kmipd.operations import REGISTRY
+from kmipd.protocol._generated import ObjectType
+from kmipd.protocol.tables import VERSIONS
+from kmipd.service.context import ServerInfo
+from kmipd.service.engine import KmipEngine
+from kmipd.service.identity import ClientIdentity, IdentityResolver
+from kmipd.service.repository import ObjectRepository
+from kmipd.store.sqlite import SqliteStore
+from kmipd.transport import tls
+from kmipd.transport.kmip_listener import KmipListener, Peer, Session
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_OBJECT_TYPES = (
+    ObjectType.SYMMETRIC_KEY,
+    ObjectType.SECRET_DATA,
+    ObjectType.OPAQUE_OBJECT,
+    ObjectType.CERTIFICATE,
+    ObjectType.PUBLIC_KEY,
+    ObjectType.PRIVATE_KEY,
+)
+
+# How long a built TLS context is reused before the trusted certificates are read again.
+TRUST_REFRESH_SECONDS = 2.0
+
+
+class StartupError(Exception):
+    """kmipd cannot start; the message says what to fix."""
+
+
+def open_store(settings: config.Settings) -> SqliteStore:
+    url = settings.store.url
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise StartupError(f"store.url {url!r} is not supported; use sqlite:///PATH")
+    path = Path(url[len(prefix) :])
+    return SqliteStore(path if path.is_absolute() else settings.data_dir / path)
+
+
+class _KmipSession(Session):
+    __slots__ = ("_client", "_engine")
+
+    def __init__(self, engine: KmipEngine, client: ClientIdentity) -> None:
+        self._engine = engine
+        self._client = client
+
+    async def handle(self, frame: bytes) -> bytes:
+        return await self._engine.handle_ttlv(frame, self._client)
+
+
+@dataclass
+class App:
+    settings: config.Settings
+    store: SqliteStore
+    keyring: Keyring
+    engine: KmipEngine
+    identities: IdentityResolver
+    listener: KmipListener | None = None
+    _context: ssl.SSLContext | None = None
+    _context_key: tuple[str, ...] = ()
+    _context_checked: float = 0.0
+    _trusted: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: config.Settings) -> App:
+        for required in (settings.tls.ca, settings.tls.certificate, settings.tls.private_key):
+            if not settings.path(required).exists():
+                raise StartupError(f"{settings.path(required)} is missing")
+        store = open_store(settings)
+        keyring = Keyring.in_data_dir(settings.data_dir)
+        repository = ObjectRepository(store, InstanceKeys(store, keyring))
+        server = ServerInfo(
+            vendor_identification=f"kmipd {__version__}",
+            versions=tuple(sorted(VERSIONS, reverse=True)),
+            operations=tuple(REGISTRY),
+            object_types=SUPPORTED_OBJECT_TYPES,
+        )
+        engine = KmipEngine(repository, server, settings.limits.limits())
+        return cls(settings, store, keyring, engine, IdentityResolver(store))
+
+    async def _refresh_trust(self) -> None:
+        certificates = await self.store.certificates()
+        key = tuple(sorted(c.fingerprint for c in certificates))
+        if self._context is None or key != self._context_key:
+            s = self.settings
+            trusted = [s.path(s.tls.ca).read_bytes()] + [c.pem.encode() for c in certificates]
+            self._context = tls.server_context(
+                s.path(s.tls.certificate), s.path(s.tls.private_key), trusted
+            )
+            self._context_key = key
+        self._context_checked = time.monotonic()
+
+    def tls_context(self) -> ssl.SSLContext:
+        assert self._context is not None
+        if time.monotonic() - self._context_checked > TRUST_REFRESH_SECONDS:
+            self._context_checked = time.monotonic()
+            asyncio.get_running_loop().create_task(self._refresh_trust())
+        return self._context
+
+    async def _session(self, peer: Peer) -> Session | None:
+        client = await self.identities.resolve(peer)
+        if client is None:
+            return None
+        return _KmipSession(self.engine, client)
+
+    async def start(self, kmip_port: int | None = None) -> None:
+        await self.store.open()
+        await self._refresh_trust()
+        self.listener = KmipListener(
+            self.settings.kmip, self.tls_context, self._session, self.settings.limits.limits()
+        )
+        await self.listener.start(port=kmip_port)
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.close()
+        await self.store.close()
+
+
+async def serve(settings: config.Settings, kmip_port: int | None = None) -> None:
+    """Run until SIGINT or SIGTERM."""
+    app = App.build(settings)
+    await app.start(kmip_port)
+    assert app.listener is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "kmipd %s serving KMIP on %s port %s (data directory %s)",
+        __version__,
+        settings.kmip.host,
+        ",".join(map(str, app.listener.ports)),
+        settings.data_dir,
+    )
+    print(
+        f"kmipd {__version__}: KMIP on {settings.kmip.host}:"
+        f"{','.join(map(str, app.listener.ports))}, data in {settings.data_dir}",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await app.close()

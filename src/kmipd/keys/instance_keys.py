@@ -1,0 +1,94 @@
+"""Instance wrapping keys: one AES-256 key per instance and version, wrapped by its root key.
+
+The root key wraps the instance wrapping key; the instance wrapping key seals each object's
+material. So a KMIP Get needs the root key only once per instance and process, and the
+unwrapped wrapping keys live only in this object's memory. ``forget`` drops them (root key
+deleted or disabled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+
+from kmipd.keys import envelope
+from kmipd.keys.keyring import Keyring, KeyringError
+from kmipd.store.records import WrappingKeyRecord
+from kmipd.store.sqlite import SqliteStore, StoreError
+
+
+class RootKeyUnavailable(Exception):
+    """The instance's root key cannot unwrap its wrapping key (deleted, disabled, missing)."""
+
+
+def _aad(instance: str, version: int) -> bytes:
+    parts = [b"kmipd-instance-wrapping-key-v1", instance.encode(), str(version).encode()]
+    return b"".join(struct.pack(">I", len(p)) + p for p in parts)
+
+
+class InstanceKeys:
+    def __init__(self, store: SqliteStore, keyring: Keyring) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._keys: dict[tuple[str, int], bytes] = {}
+        self._current: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    def forget(self, instance: str | None = None) -> None:
+        for key in [k for k in self._keys if instance is None or k[0] == instance]:
+            del self._keys[key]
+        if instance is None:
+            self._current.clear()
+        else:
+            self._current.pop(instance, None)
+
+    async def current(self, instance: str, root_key_id: str) -> tuple[int, bytes]:
+        """The newest wrapping key of ``instance``, made on first use."""
+        version = self._current.get(instance)
+        if version is not None and (instance, version) in self._keys:
+            return version, self._keys[(instance, version)]
+        async with self._lock:
+            records = await self._store.wrapping_keys(instance)
+            if not records:
+                records = [await self._create(instance, root_key_id, 1)]
+            newest = records[-1]
+            key = self._unwrap(newest)
+            self._current[instance] = newest.version
+            return newest.version, key
+
+    async def key(self, instance: str, version: int) -> bytes:
+        cached = self._keys.get((instance, version))
+        if cached is not None:
+            return cached
+        for record in await self._store.wrapping_keys(instance):
+            if record.version == version:
+                return self._unwrap(record)
+        raise RootKeyUnavailable(f"instance {instance} has no wrapping key version {version}")
+
+    def _unwrap(self, record: WrappingKeyRecord) -> bytes:
+        try:
+            key = self._keyring.unwrap(
+                record.root_key_id, record.wrapped, _aad(record.instance, record.version)
+            )
+        except KeyringError as exc:
+            raise RootKeyUnavailable(str(exc)) from None
+        self._keys[(record.instance, record.version)] = key
+        return key
+
+    async def _create(self, instance: str, root_key_id: str, version: int) -> WrappingKeyRecord:
+        key = envelope.new_key()
+        try:
+            wrapped = self._keyring.wrap(root_key_id, key, _aad(instance, version))
+        except KeyringError as exc:
+            raise RootKeyUnavailable(str(exc)) from None
+        record = WrappingKeyRecord(instance, version, root_key_id, wrapped, int(time.time()))
+        try:
+            await self._store.add_wrapping_key(record)
+        except StoreError:
+            # Another node made it first; use theirs.
+            for existing in await self._store.wrapping_keys(instance):
+                if existing.version == version:
+                    return existing
+            raise
+        return record

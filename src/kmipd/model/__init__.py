@@ -1,0 +1,1 @@
+"""Managed objects, their attributes and their lifecycle, as plain data and tables."""

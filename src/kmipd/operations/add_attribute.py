@@ -1,0 +1,41 @@
+"""AddAttribute: a new attribute, or a new instance of a multi-valued one (KMIP 1.4 §4.13)."""
+
+from __future__ import annotations
+
+from kmipd.model.attribute_rules import rule
+from kmipd.operations._common import load, touch
+from kmipd.protocol._generated import Operation, ResultReason
+from kmipd.protocol.attributes import Attribute
+from kmipd.protocol.payloads import AddAttributeRequest, AddAttributeResponse
+from kmipd.service.context import RequestContext
+from kmipd.service.errors import KmipError
+
+OPERATION = Operation.ADD_ATTRIBUTE
+
+
+async def handle(ctx: RequestContext, request: AddAttributeRequest) -> AddAttributeResponse:
+    attribute = request.attribute
+    if attribute is None or attribute.value is None:
+        raise KmipError(ResultReason.INVALID_FIELD, "AddAttribute needs an attribute and a value")
+    found = rule(attribute.name)
+    if found is None:
+        raise KmipError(
+            ResultReason.INVALID_ATTRIBUTE, f"attribute {attribute.name!r} is not supported"
+        )
+    if not found.set_by_client:
+        raise KmipError(
+            ResultReason.ATTRIBUTE_READ_ONLY, f"attribute {attribute.name!r} is set by the server"
+        )
+    obj = await load(ctx, request.unique_identifier)
+    if obj.attributes.count(attribute.name) and not found.multi_valued:
+        raise KmipError(
+            ResultReason.ATTRIBUTE_SINGLE_VALUED,
+            f"attribute {attribute.name!r} is already set and has only one value",
+        )
+    index = obj.attributes.add(attribute)
+    touch(obj, ctx.now)
+    await ctx.objects.save(obj, ctx.now)
+    return AddAttributeResponse(
+        unique_identifier=obj.uid,
+        attribute=Attribute(attribute.name, attribute.value, index, attribute.type),
+    )

@@ -1,0 +1,1 @@
+"""The KMIP service: identity, request context, the engine that runs batches."""

@@ -1,0 +1,57 @@
+"""Who a client is: its verified certificate decides its instance.
+
+A certificate belongs to an instance when it is pinned on it (its exact certificate is
+allowed), or when it was issued by a CA the instance trusts. One certificate belongs to one
+instance. Looked up on every connection, so removing a certificate cuts access at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from kmipd.store.records import CertificateRecord
+from kmipd.store.sqlite import SqliteStore
+from kmipd.transport.kmip_listener import Peer
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdentity:
+    instance: str
+    fingerprint: str
+    subject: str
+
+
+def certificate_subject(certificate: x509.Certificate) -> str:
+    return certificate.subject.rfc4514_string()
+
+
+class IdentityResolver:
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def resolve(self, peer: Peer) -> ClientIdentity | None:
+        certificates = await self._store.certificates()
+        try:
+            leaf = x509.load_der_x509_certificate(peer.certificate_der)
+        except ValueError:
+            return None
+        subject = certificate_subject(leaf)
+        for record in certificates:
+            if not record.is_ca and record.fingerprint == peer.certificate_fingerprint:
+                return ClientIdentity(record.instance, peer.certificate_fingerprint, subject)
+        for record in certificates:
+            if record.is_ca and _issued_by(leaf, record):
+                return ClientIdentity(record.instance, peer.certificate_fingerprint, subject)
+        return None
+
+
+def _issued_by(leaf: x509.Certificate, ca: CertificateRecord) -> bool:
+    try:
+        issuer = x509.load_pem_x509_certificate(ca.pem.encode("ascii"))
+        leaf.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

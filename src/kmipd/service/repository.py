@@ -1,0 +1,193 @@
+"""Managed objects of one instance, between the operations and the store.
+
+This is the only way operations reach the store, and it seals every object body before it
+leaves (the envelope cannot be skipped). An object of another instance is indistinguishable
+from one that does not exist: both raise Item Not Found with the same message.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kmipd.keys import envelope
+from kmipd.keys.instance_keys import InstanceKeys, RootKeyUnavailable
+from kmipd.model.attribute_set import AttributeSet
+from kmipd.protocol import ttlv
+from kmipd.protocol._generated import ObjectType, ResultReason, State, Tag
+from kmipd.protocol.codec import from_item, to_item
+from kmipd.protocol.limits import Limits
+from kmipd.protocol.objects import MANAGED_OBJECTS, OBJECT_TYPES
+from kmipd.service.errors import KmipError
+from kmipd.store.records import ObjectQuery, ObjectRecord
+from kmipd.store.sqlite import SqliteStore
+
+# Object type -> (tag, class) of its KMIP structure.
+_STRUCTURES: dict[ObjectType, tuple[int, type]] = {
+    object_type: (tag, cls)
+    for tag, cls in MANAGED_OBJECTS.items()
+    for c, object_type in OBJECT_TYPES.items()
+    if c is cls
+}
+
+# Object bodies are stored in the KMIP 1.4 shape of their structure: it can carry
+# everything a 1.x or 2.x client sends.
+_BODY_VERSION = (1, 4)
+
+
+@dataclass(slots=True)
+class ManagedObject:
+    uid: str
+    instance: str
+    object_type: ObjectType
+    state: State
+    attributes: AttributeSet
+    created: int
+    body: Any = None  # the typed KMIP object (SymmetricKey, ...), None until loaded
+    last_fetched: int | None = None
+    _record: ObjectRecord | None = None
+
+
+def new_uid() -> str:
+    return str(uuid.UUID(bytes=secrets.token_bytes(16), version=4))
+
+
+class ObjectRepository:
+    def __init__(self, store: SqliteStore, keys: InstanceKeys) -> None:
+        self._store = store
+        self._keys = keys
+
+    async def root_key_id(self, instance: str) -> str:
+        for record in await self._store.instances():
+            if record.name == instance:
+                return record.root_key_id
+        raise KmipError(ResultReason.GENERAL_FAILURE, "the client's instance does not exist")
+
+    async def _seal(self, instance: str, uid: str, object_type: int, body: Any) -> bytes:
+        tag = _STRUCTURES[ObjectType(object_type)][0]
+        plaintext = ttlv.encode(to_item(body, tag, _BODY_VERSION))
+        try:
+            version, key = await self._keys.current(instance, await self.root_key_id(instance))
+        except RootKeyUnavailable:
+            raise _root_key_error() from None
+        return envelope.seal(key, version, instance, uid, plaintext)
+
+    async def create(
+        self,
+        instance: str,
+        object_type: ObjectType,
+        body: Any,
+        attributes: AttributeSet,
+        now: int,
+        state: State = State.PRE_ACTIVE,
+        uid: str | None = None,
+    ) -> ManagedObject:
+        uid = uid or new_uid()
+        obj = ManagedObject(uid, instance, object_type, state, attributes, now, body)
+        record = ObjectRecord(
+            uid=uid,
+            instance=instance,
+            object_type=int(object_type),
+            state=int(state),
+            attributes=attributes.to_bytes(),
+            sealed=(
+                await self._seal(instance, uid, object_type, body) if body is not None else None
+            ),
+            created=now,
+            updated=now,
+            **_indexed(attributes),
+        )
+        await self._store.insert_object(record)
+        obj._record = record
+        return obj
+
+    async def get(self, instance: str, uid: Any, *, load_body: bool = False) -> ManagedObject:
+        if not isinstance(uid, str) or not uid:
+            raise KmipError(ResultReason.ITEM_NOT_FOUND, "no object with this Unique Identifier")
+        record = await self._store.get_object(instance, uid)
+        if record is None:
+            raise KmipError(ResultReason.ITEM_NOT_FOUND, "no object with this Unique Identifier")
+        obj = _from_record(record)
+        if load_body:
+            await self.load_body(obj)
+        return obj
+
+    async def load_body(self, obj: ManagedObject) -> Any:
+        record = obj._record
+        assert record is not None
+        if record.sealed is None:
+            raise KmipError(
+                ResultReason.OBJECT_DESTROYED, "the object's key material was destroyed"
+            )
+        try:
+            key = await self._keys.key(obj.instance, envelope.sealed_version(record.sealed))
+            plaintext = envelope.unseal(key, obj.instance, obj.uid, record.sealed)
+        except (RootKeyUnavailable, envelope.SealError):
+            raise _root_key_error() from None
+        cls = _STRUCTURES[obj.object_type][1]
+        obj.body = from_item(cls, ttlv.decode(plaintext, _BODY_LIMITS), _BODY_VERSION)
+        return obj.body
+
+    async def save(
+        self, obj: ManagedObject, now: int, *, destroy_body: bool = False, new_body: bool = False
+    ) -> None:
+        """Write back state, attributes and (``new_body``) the body; compare-and-swap."""
+        record = obj._record
+        assert record is not None
+        record.state = int(obj.state)
+        record.attributes = obj.attributes.to_bytes()
+        record.updated = now
+        record.last_fetched = obj.last_fetched
+        for column, value in _indexed(obj.attributes).items():
+            setattr(record, column, value)
+        if destroy_body:
+            record.sealed = None
+        elif new_body:
+            record.sealed = await self._seal(obj.instance, obj.uid, obj.object_type, obj.body)
+        if not await self._store.update_object(record):
+            raise KmipError(
+                ResultReason.GENERAL_FAILURE,
+                "the object was changed by a concurrent request; retry",
+            )
+
+    async def find(self, query: ObjectQuery) -> list[ManagedObject]:
+        return [_from_record(r) for r in await self._store.find_objects(query)]
+
+
+def _root_key_error() -> KmipError:
+    return KmipError(
+        ResultReason.CRYPTOGRAPHIC_FAILURE,
+        "the instance's root key is unavailable; its keys cannot be served",
+    )
+
+
+_BODY_LIMITS = Limits(max_frame_bytes=64 << 20, max_field_bytes=16 << 20)
+
+
+def _from_record(record: ObjectRecord) -> ManagedObject:
+    return ManagedObject(
+        uid=record.uid,
+        instance=record.instance,
+        object_type=ObjectType(record.object_type),
+        state=State(record.state),
+        attributes=AttributeSet.from_bytes(record.attributes),
+        created=record.created,
+        last_fetched=record.last_fetched,
+        _record=record,
+    )
+
+
+def _indexed(attributes: AttributeSet) -> dict[str, Any]:
+    name = attributes.value("Name")
+    if isinstance(name, ttlv.Item):
+        value = name.find(Tag.NAME_VALUE)
+        name = value.value if value is not None else None
+    algorithm = attributes.value("Cryptographic Algorithm")
+    length = attributes.value("Cryptographic Length")
+    return {
+        "name": name if isinstance(name, str) else None,
+        "algorithm": int(algorithm) if isinstance(algorithm, int) else None,
+        "length": int(length) if isinstance(length, int) else None,
+    }
