@@ -117,6 +117,12 @@ class Keyring:
 
     def _entry(self, key_id: str) -> dict:
         entry = self._data["keys"].get(key_id)
+        if entry is None:
+            # Created by another process since we read the file (``kmipd`` CLI, another
+            # node's admin action): read it again. Deletions are never undone by a reload,
+            # because a deleted key keeps its entry (with no versions) in the file.
+            self._data = self._load()
+            entry = self._data["keys"].get(key_id)
         if entry is None or "deleted" in entry:
             raise KeyringError(f"root key {key_id} does not exist or was deleted")
         return entry
