@@ -1,0 +1,26 @@
+"""Test-wide configuration: Hypothesis settings profiles.
+
+``HYPOTHESIS_PROFILE=long`` selects the nightly profile (many more examples); the default
+profile keeps the unit tests fast on a small CI machine. Tests that pin ``max_examples``
+themselves are not affected by the choice.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default-kmipd",
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=5_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-kmipd"))
