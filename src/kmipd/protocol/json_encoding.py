@@ -181,8 +181,8 @@ def _obj_version(obj: Any) -> Version | None:
     parts = []
     for tag in (TAG_PROTOCOL_VERSION_MAJOR, TAG_PROTOCOL_VERSION_MINOR):
         item = _child(pv, tag)
-        if item is None:
-            return None
+        if item is None or item.get("type") != "Integer":
+            return None  # the same rule as message_version(): only Integer parts count
         try:
             parts.append(_number(item.get("value"), INTEGER))
         except DecodeError:
@@ -210,7 +210,7 @@ class _JsonReader:
 
     def read(self, obj: Any, depth: int, override: tables.EnumDef | None) -> Item:
         limits = self.limits
-        if depth >= limits.max_depth:
+        if depth > limits.max_depth:
             raise DecodeError(f"nesting deeper than {limits.max_depth} levels")
         if not isinstance(obj, dict):
             raise DecodeError("an item must be a JSON object")
@@ -233,6 +233,9 @@ class _JsonReader:
         if typ == STRUCTURE:
             if not isinstance(value, list):
                 raise DecodeError("a structure's value must be an array")
+            if depth >= limits.max_depth:
+                # max_depth counts nested Structures, as the binary decoder does.
+                raise DecodeError(f"nesting deeper than {limits.max_depth} levels")
             if len(value) > limits.max_items_per_structure:
                 raise DecodeError(
                     f"more than {limits.max_items_per_structure} items in one structure"

@@ -501,6 +501,8 @@ def _element_version(elem: Element) -> Version | None:
     major, minor = pv.find("ProtocolVersionMajor"), pv.find("ProtocolVersionMinor")
     if major is None or minor is None:
         return None
+    if major.get("type") != "Integer" or minor.get("type") != "Integer":
+        return None  # the same rule as message_version(): only Integer parts name a version
     try:
         values = (major.get("value", ""), minor.get("value", ""))
         if not all(_DECIMAL.fullmatch(v) for v in values):
@@ -534,7 +536,7 @@ class _XmlReader:
 
     def read(self, elem: Element, depth: int, override: tables.EnumDef | None) -> Item:
         limits = self.limits
-        if depth >= limits.max_depth:
+        if depth > limits.max_depth:
             raise DecodeError(f"nesting deeper than {limits.max_depth} levels")
         name = elem.tag
         if not isinstance(name, str):
@@ -568,6 +570,9 @@ class _XmlReader:
         if typ == STRUCTURE:
             if "value" in attrib:
                 raise DecodeError("a structure has no value attribute")
+            if depth >= limits.max_depth:
+                # max_depth counts nested Structures, as the binary decoder does.
+                raise DecodeError(f"nesting deeper than {limits.max_depth} levels")
             children = list(elem)
             if len(children) > limits.max_items_per_structure:
                 raise DecodeError(
