@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kmipd import __version__, config
@@ -22,7 +22,7 @@ from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
 from kmipd.store.sqlite import SqliteStore
 from kmipd.transport import tls
-from kmipd.transport.kmip_listener import KmipListener, Peer, Session
+from kmipd.transport.kmip_listener import KmipListener, Peer, Session, SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ SUPPORTED_OBJECT_TYPES = (
     ObjectType.PRIVATE_KEY,
 )
 
-# How long a built TLS context is reused before the trusted certificates are read again.
+# How often the trusted certificates are read again: a certificate added through the store
+# is accepted, and one removed is refused by TLS and cut from open connections, within this.
 TRUST_REFRESH_SECONDS = 2.0
 
 
@@ -53,14 +54,29 @@ def open_store(settings: config.Settings) -> SqliteStore:
 
 
 class _KmipSession(Session):
-    __slots__ = ("_client", "_engine")
+    """One connection's client. When the trusted certificates change, it is looked up again
+    before the next request: a removed certificate loses its open connections too."""
 
-    def __init__(self, engine: KmipEngine, client: ClientIdentity) -> None:
-        self._engine = engine
+    __slots__ = ("_app", "_client", "_generation", "_peer")
+
+    def __init__(self, app: App, peer: Peer, client: ClientIdentity, generation: int) -> None:
+        self._app = app
+        self._peer = peer
         self._client = client
+        self._generation = generation
 
     async def handle(self, frame: bytes) -> bytes:
-        return await self._engine.handle_ttlv(frame, self._client)
+        app = self._app
+        if self._generation != app.trust_generation:
+            generation = app.trust_generation
+            client = await app.identities.resolve(self._peer)
+            if client is None or client.instance != self._client.instance:
+                raise SessionEnded(
+                    f"its certificate (SHA-256 {self._peer.certificate_fingerprint}) "
+                    "is no longer allowed"
+                )
+            self._client, self._generation = client, generation
+        return await app.engine.handle_ttlv(frame, self._client)
 
 
 @dataclass
@@ -71,10 +87,10 @@ class App:
     engine: KmipEngine
     identities: IdentityResolver
     listener: KmipListener | None = None
+    trust_generation: int = 0  # bumped whenever the trusted certificates change
     _context: ssl.SSLContext | None = None
     _context_key: tuple[str, ...] = ()
-    _context_checked: float = 0.0
-    _trusted: list[bytes] = field(default_factory=list)
+    _refresher: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -102,31 +118,45 @@ class App:
             self._context = tls.server_context(
                 s.path(s.tls.certificate), s.path(s.tls.private_key), trusted
             )
+            if self._context_key != key:
+                self.trust_generation += 1
             self._context_key = key
-        self._context_checked = time.monotonic()
+
+    async def _refresh_trust_forever(self) -> None:
+        """Re-read the trusted certificates on a timer, not on a connection: the first
+        client after a change must not be the one that gets the stale context."""
+        while True:
+            await asyncio.sleep(TRUST_REFRESH_SECONDS)
+            try:
+                await self._refresh_trust()
+            except Exception:  # keep serving with the last good trust store
+                log.exception("could not refresh the trusted certificates")
 
     def tls_context(self) -> ssl.SSLContext:
         assert self._context is not None
-        if time.monotonic() - self._context_checked > TRUST_REFRESH_SECONDS:
-            self._context_checked = time.monotonic()
-            asyncio.get_running_loop().create_task(self._refresh_trust())
         return self._context
 
     async def _session(self, peer: Peer) -> Session | None:
+        generation = self.trust_generation
         client = await self.identities.resolve(peer)
         if client is None:
             return None
-        return _KmipSession(self.engine, client)
+        return _KmipSession(self, peer, client, generation)
 
     async def start(self, kmip_port: int | None = None) -> None:
         await self.store.open()
         await self._refresh_trust()
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_trust_forever())
         self.listener = KmipListener(
             self.settings.kmip, self.tls_context, self._session, self.settings.limits.limits()
         )
         await self.listener.start(port=kmip_port)
 
     async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         if self.listener is not None:
             await self.listener.close()
         await self.store.close()

@@ -7,6 +7,7 @@ own client certificates are added through kmipd's store API, as the HTTPS API wi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -15,8 +16,10 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -26,9 +29,12 @@ from kmipd.app import open_store
 from kmipd.keys.keyring import Keyring
 from kmipd.service.identity import certificate_subject
 from kmipd.store.records import CertificateRecord, InstanceRecord
+from kmipd.store.sqlite import SqliteStore
 from kmipd.transport.tls import fingerprint
 
 STARTUP_TIMEOUT = 30.0
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -127,6 +133,65 @@ class KmipdServer:
         with self.connect(instance) as connection:
             return connection.call(request)
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def database(self) -> Path:
+        """The SQLite file (``sqlite:///kmipd.db`` by default)."""
+        return open_store(config.load(self.data_dir)).path
+
+    def configure(self, **sections: dict[str, Any]) -> None:
+        """Change settings in kmipd.toml (takes effect at the next start).
+
+        ``configure(kmip={"read_timeout": 0.5}, limits={"max_frame_bytes": 65536})``.
+        """
+        settings = config.load(self.data_dir)
+        for section, values in sections.items():
+            settings = dataclasses.replace(
+                settings, **{section: dataclasses.replace(getattr(settings, section), **values)}
+            )
+        (self.data_dir / config.CONFIG_FILE).write_text(config.render(settings), encoding="utf-8")
+
+    def with_store(self, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
+        """Run ``action`` on kmipd's store API, as the HTTPS API will (works while serving)."""
+
+        async def run() -> T:
+            store = open_store(config.load(self.data_dir))
+            await store.open()
+            try:
+                return await action(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
+
+    def pin_certificate(self, instance: str, certificate: x509.Certificate) -> str:
+        """Allow exactly this client certificate for ``instance``; its fingerprint."""
+        return self._add_certificate(instance, certificate, is_ca=False)
+
+    def add_trusted_ca(self, instance: str, ca: x509.Certificate) -> str:
+        """Map every client certificate issued by ``ca`` to ``instance``; its fingerprint."""
+        return self._add_certificate(instance, ca, is_ca=True)
+
+    def remove_certificate(self, certificate_fingerprint: str) -> bool:
+        return self.with_store(lambda store: store.remove_certificate(certificate_fingerprint))
+
+    def _add_certificate(self, instance: str, certificate: x509.Certificate, *, is_ca: bool) -> str:
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        record = CertificateRecord(
+            fingerprint(der),
+            instance,
+            certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            certificate_subject(certificate),
+            is_ca,
+            int(time.time()),
+        )
+        self.with_store(lambda store: store.add_certificate(record))
+        return record.fingerprint
+
     def add_instance(self, name: str) -> tuple[Path, Path]:
         """A new instance with its own root key and an allowed client certificate."""
         settings = config.load(self.data_dir)
@@ -165,6 +230,46 @@ class KmipdServer:
         asyncio.run(register())
         self._instances[name] = (directory / "client.pem", directory / "client-key.pem")
         return self._instances[name]
+
+    def allow_certificate(self, instance: str, name: str = "second") -> tuple[Path, Path]:
+        """One more client certificate allowed (pinned) on an existing instance; (cert, key).
+
+        Like an ESXi host that reaches the KMS with a certificate of its own while vCenter
+        keeps its own: both see every key of the instance. Registered through the store API,
+        as ``add_instance`` does, so it works while the server runs.
+        """
+        settings = config.load(self.data_dir)
+        ca = pki.Issued(
+            x509.load_pem_x509_certificate(self.ca.read_bytes()),
+            serialization.load_pem_private_key(
+                (self.data_dir / "pki" / "ca-key.pem").read_bytes(), None
+            ),  # type: ignore[arg-type]
+        )
+        client = pki.issue_client(ca, f"test client {instance} {name}")
+        directory = self.data_dir / "clients" / f"{instance}.{name}"
+        pki.write_public(directory / "client.pem", client.certificate_pem())
+        pki.write_private(directory / "client-key.pem", client.private_key_pem())
+
+        async def register() -> None:
+            store = open_store(settings)
+            await store.open()
+            try:
+                der = client.certificate.public_bytes(serialization.Encoding.DER)
+                await store.add_certificate(
+                    CertificateRecord(
+                        fingerprint(der),
+                        instance,
+                        client.certificate_pem().decode(),
+                        certificate_subject(client.certificate),
+                        False,
+                        int(time.time()),
+                    )
+                )
+            finally:
+                await store.close()
+
+        asyncio.run(register())
+        return directory / "client.pem", directory / "client-key.pem"
 
     def start(self) -> None:
         assert self.process is None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from kmipd.protocol._generated import State
+
 
 class Rule(NamedTuple):
     set_by_client: bool  # may a client give it in Create/Register/AddAttribute?
@@ -106,3 +108,13 @@ def rule(name: str) -> Rule | None:
     if name.startswith(("y-", "y:")):
         return _SERVER_CUSTOM
     return None
+
+
+# Dates a client may change only in some states (KMIP 1.4 §3.24-3.27, 2.1 §4.1, §4.50...):
+# anything else is Wrong Key Lifecycle State.
+MODIFIABLE_IN_STATES: dict[str, frozenset[State]] = {
+    "Activation Date": frozenset((State.PRE_ACTIVE,)),
+    "Process Start Date": frozenset((State.PRE_ACTIVE,)),
+    "Protect Stop Date": frozenset((State.PRE_ACTIVE, State.ACTIVE)),
+    "Deactivation Date": frozenset((State.PRE_ACTIVE, State.ACTIVE)),
+}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from kmipd.model.attribute_rules import rule
-from kmipd.protocol._generated import ResultReason
+from kmipd.model.attribute_rules import MODIFIABLE_IN_STATES, Rule, rule
+from kmipd.protocol._generated import ResultReason, State
 from kmipd.protocol.attributes import Attribute
 from kmipd.service.errors import KmipError
 
@@ -33,3 +33,23 @@ def check_client_attributes(attributes: list[Attribute]) -> None:
                 ResultReason.ATTRIBUTE_SINGLE_VALUED,
                 f"attribute {attribute.name!r} may have only one value",
             )
+
+
+def rule_for_change(name: str, state: State, *, deleting: bool = False) -> Rule:
+    """The rule of an attribute a client wants to change or delete, or the refusal."""
+    found = rule(name)
+    if found is None:
+        raise KmipError(ResultReason.INVALID_ATTRIBUTE, f"attribute {name!r} is not supported")
+    allowed = found.deletable if deleting else found.modifiable
+    if not allowed:
+        raise KmipError(
+            ResultReason.ATTRIBUTE_READ_ONLY,
+            f"attribute {name!r} cannot be {'deleted' if deleting else 'changed'} by a client",
+        )
+    states = MODIFIABLE_IN_STATES.get(name)
+    if states is not None and state not in states:
+        raise KmipError(
+            ResultReason.WRONG_KEY_LIFECYCLE_STATE,
+            f"attribute {name!r} cannot be changed in the object's current state",
+        )
+    return found

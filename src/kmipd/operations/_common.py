@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.model.lifecycle import DESTROYED_STATES
-from kmipd.protocol._generated import ObjectType, ResultReason, State
+from kmipd.protocol._generated import HashingAlgorithm, ObjectType, ResultReason, State, Tag
 from kmipd.protocol.attributes import Attribute
-from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, TEXT_STRING, Item
+from kmipd.protocol.objects import Certificate, KeyValue, OpaqueObject
+from kmipd.protocol.ttlv import BYTE_STRING, DATE_TIME, ENUMERATION, STRUCTURE, TEXT_STRING, Item
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
 from kmipd.service.repository import ManagedObject
+from kmipd.store.records import ObjectQuery
 
 
 def resolve_uid(ctx: RequestContext, value: str | Item | None) -> str:
@@ -88,3 +91,69 @@ def new_attribute_set(attributes: list[Attribute], now: int) -> AttributeSet:
 
 def first(values: list[Any]) -> Any:
     return values[0] if values else None
+
+
+def key_material(body: Any) -> bytes | None:
+    """The bytes a Digest is computed over: Raw/Opaque key material, opaque data, a
+    certificate; None for structured (Transparent) or wrapped material."""
+    if isinstance(body, OpaqueObject):
+        return body.opaque_data_value
+    if isinstance(body, Certificate):
+        return body.certificate_value
+    block = getattr(body, "key_block", None)
+    if block is None or block.key_wrapping_data is not None:
+        return None
+    value = block.key_value
+    material = value.key_material if isinstance(value, KeyValue) else None
+    return material if isinstance(material, bytes) else None
+
+
+def digest_attribute(body: Any) -> Attribute | None:
+    """The Digest attribute (SHA-256) of an object's material, when it has plain bytes."""
+    material = key_material(body)
+    if material is None:
+        return None
+    children = [
+        Item(Tag.HASHING_ALGORITHM, ENUMERATION, HashingAlgorithm.SHA_256),
+        Item(Tag.DIGEST_VALUE, BYTE_STRING, hashlib.sha256(material).digest()),
+    ]
+    block = getattr(body, "key_block", None)
+    if block is not None and block.key_format_type is not None:
+        children.append(Item(Tag.KEY_FORMAT_TYPE, ENUMERATION, block.key_format_type))
+    return Attribute("Digest", Item(Tag.DIGEST, STRUCTURE, children), None, STRUCTURE)
+
+
+def name_values(attributes: list[Attribute] | AttributeSet) -> list[str]:
+    names = []
+    for attribute in attributes:
+        if attribute.name == "Name" and isinstance(attribute.value, Item):
+            value = attribute.value.find(Tag.NAME_VALUE)
+            if value is not None and isinstance(value.value, str):
+                names.append(value.value)
+    return names
+
+
+async def check_unique_names(ctx: RequestContext, names: list[str], uid: str | None) -> None:
+    """A Name is unique among the instance's objects that are not destroyed (KMIP 2.1
+    §4.41); ``uid`` is the object being changed, which may keep its own name."""
+    for name in names:
+        for other in await ctx.objects.find(ObjectQuery(ctx.instance, name=name)):
+            if other.uid != uid and other.state not in DESTROYED_STATES:
+                raise KmipError(
+                    ResultReason.NON_UNIQUE_NAME_ATTRIBUTE,
+                    "another object already has this Name",
+                )
+        if await _name_in_use(ctx, name, uid):
+            raise KmipError(
+                ResultReason.NON_UNIQUE_NAME_ATTRIBUTE, "another object already has this Name"
+            )
+
+
+async def _name_in_use(ctx: RequestContext, name: str, uid: str | None) -> bool:
+    """Names beyond the first of an object are not indexed: look at the attribute sets."""
+    for other in await ctx.objects.find(ObjectQuery(ctx.instance)):
+        if other.uid == uid or other.state in DESTROYED_STATES:
+            continue
+        if other.attributes.count("Name") > 1 and name in name_values(other.attributes):
+            return True
+    return False

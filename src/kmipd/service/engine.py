@@ -32,7 +32,7 @@ from kmipd.protocol.ttlv import Item
 from kmipd.service.context import RequestContext, ServerInfo
 from kmipd.service.errors import KmipError, reason_for_version
 from kmipd.service.identity import ClientIdentity
-from kmipd.service.repository import ObjectRepository
+from kmipd.service.repository import JournalingRepository, ObjectRepository
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +115,23 @@ class KmipEngine:
     ) -> list[messages.ResponseBatchItem]:
         assert request.header is not None
         option = request.header.batch_error_continuation_option
-        if option == BatchErrorContinuationOption.UNDO:
-            return [
-                _failed(
-                    item,
-                    reason_for_version(ResultReason.FEATURE_NOT_SUPPORTED, version),
-                    "the Undo batch error continuation option is not supported",
-                )
-                for item in request.batch_items
-            ]
+        undo = option == BatchErrorContinuationOption.UNDO
         stop_on_error = option != BatchErrorContinuationOption.CONTINUE
-        ctx = RequestContext(client, version, now, self._objects, self._server)
+        objects = JournalingRepository(self._objects) if undo else self._objects
+        ctx = RequestContext(client, version, now, objects, self._server)
         results: list[messages.ResponseBatchItem] = []
         for item in request.batch_items:
             result = await self._run_item(ctx, item)
             results.append(result)
             if stop_on_error and result.result_status != ResultStatus.SUCCESS:
                 break
+        if undo and results and results[-1].result_status != ResultStatus.SUCCESS:
+            assert isinstance(objects, JournalingRepository)
+            if await objects.undo():
+                for result in results[:-1]:
+                    result.result_status = ResultStatus.OPERATION_UNDONE
+            else:
+                log.warning("a batch could not be undone completely: concurrent changes")
         return results
 
     async def _run_item(

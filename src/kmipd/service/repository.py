@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kmipd.keys import envelope
@@ -154,6 +154,58 @@ class ObjectRepository:
 
     async def find(self, query: ObjectQuery) -> list[ManagedObject]:
         return [_from_record(r) for r in await self._store.find_objects(query)]
+
+
+class JournalingRepository(ObjectRepository):
+    """An :class:`ObjectRepository` that remembers what a batch changed, so it can be undone.
+
+    Used for the Undo Batch Error Continuation Option: every create and save is journalled
+    with the row as it was before; :meth:`undo` puts the rows back in reverse order (and
+    removes the objects the batch made). A row that another request changed in the meantime
+    is left alone (compare-and-swap on the revision) and reported.
+    """
+
+    def __init__(self, base: ObjectRepository) -> None:
+        super().__init__(base._store, base._keys)
+        # (record before, or None for an object this batch created; the record after)
+        self._journal: list[tuple[ObjectRecord | None, ObjectRecord]] = []
+
+    async def create(
+        self,
+        instance: str,
+        object_type: ObjectType,
+        body: Any,
+        attributes: AttributeSet,
+        now: int,
+        state: State = State.PRE_ACTIVE,
+        uid: str | None = None,
+    ) -> ManagedObject:
+        obj = await super().create(instance, object_type, body, attributes, now, state, uid)
+        assert obj._record is not None
+        self._journal.append((None, obj._record))
+        return obj
+
+    async def save(
+        self, obj: ManagedObject, now: int, *, destroy_body: bool = False, new_body: bool = False
+    ) -> None:
+        assert obj._record is not None
+        before = replace(obj._record)
+        await super().save(obj, now, destroy_body=destroy_body, new_body=new_body)
+        self._journal.append((before, obj._record))
+
+    async def undo(self) -> bool:
+        """Undo every journalled change, newest first; False if one could not be undone."""
+        complete = True
+        revisions: dict[str, int] = {}  # uid -> the revision the row is at now
+        for before, after in reversed(self._journal):
+            current = revisions.setdefault(after.uid, after.revision)
+            if before is None:
+                complete &= await self._store.delete_object(after.instance, after.uid)
+            else:
+                complete &= await self._store.restore_object(before, current)
+                revisions[after.uid] = current + 1
+        self._journal.clear()
+        return complete
 
 
 def _root_key_error() -> KmipError:

@@ -246,6 +246,37 @@ class SqliteStore:
             record.revision += 1
         return count > 0
 
+    async def restore_object(self, record: ObjectRecord, expected_revision: int) -> bool:
+        """Put ``record`` back as it was (Batch Undo), if the row is at ``expected_revision``."""
+        count = await self._run(
+            self._write,
+            "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
+            "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
+            "revision = revision + 1 WHERE uid = ? AND instance = ? AND revision = ?",
+            (
+                record.object_type,
+                record.state,
+                record.attributes,
+                record.sealed,
+                record.updated,
+                record.algorithm,
+                record.length,
+                record.name,
+                record.last_fetched,
+                record.uid,
+                record.instance,
+                expected_revision,
+            ),
+        )
+        return count > 0
+
+    async def delete_object(self, instance: str, uid: str) -> bool:
+        """Remove a row entirely (Batch Undo of a Create/Register); True if it was there."""
+        count = await self._run(
+            self._write, "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance)
+        )
+        return count > 0
+
     async def find_objects(self, query: ObjectQuery) -> list[ObjectRecord]:
         clauses = ["instance = ?"]
         params: list[Any] = [query.instance]

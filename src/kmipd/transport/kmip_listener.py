@@ -3,7 +3,9 @@
 Nothing a client does can block another client: the TLS handshake runs in the connection's
 own task under a deadline (PyKMIP's CVE-2018-1000872 was a handshake in the accept path),
 each message must arrive whole within a read deadline from its first byte, an idle
-connection is closed, and connections over the cap are closed before the handshake.
+connection is closed, and connections over the cap are closed before the handshake. When the
+table is full, the oldest connection still in its TLS handshake makes room for a new one: a
+flood of silent TCP connections cannot lock out clients that complete their handshake.
 
 Framing errors (an oversized or impossible length) close the connection: after them the
 stream cannot be trusted to be in step. Everything past framing is the handler's job.
@@ -37,6 +39,10 @@ class Peer:
     certificate_fingerprint: str
 
 
+class SessionEnded(Exception):
+    """Raised by :meth:`Session.handle` to close the connection; the message is logged."""
+
+
 class Session:
     """What the handler keeps for one connection; ``handle`` answers one request frame."""
 
@@ -63,6 +69,8 @@ class KmipListener:
         self._server: asyncio.Server | None = None
         self._active = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # Connections still in their TLS handshake, oldest first (dicts keep insertion order).
+        self._handshaking: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
     def active_connections(self) -> int:
@@ -95,7 +103,7 @@ class KmipListener:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if self._active >= self._settings.max_connections:
+        if self._active >= self._settings.max_connections and not self._evict_handshaking():
             log.warning("connection refused: %d connections open (the limit)", self._active)
             _abort(writer)
             return
@@ -106,6 +114,8 @@ class KmipListener:
             await self._serve(reader, writer, address)
         except asyncio.CancelledError:
             pass
+        except SessionEnded as exc:
+            log.info("connection from %s closed: %s", address, exc)
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
             log.debug("connection from %s ended: %s", address, type(exc).__name__)
         except DecodeError as exc:
@@ -115,12 +125,30 @@ class KmipListener:
         finally:
             self._active -= 1
             self._tasks.discard(task)
+            self._handshaking.pop(task, None)
             _abort(writer)
+
+    def _evict_handshaking(self) -> bool:
+        """Close the oldest connection still in its handshake to make room; False if none."""
+        if not self._handshaking:
+            return False
+        task, writer = next(iter(self._handshaking.items()))
+        del self._handshaking[task]
+        log.info(
+            "connection from %s closed: connection table full, handshake not finished",
+            _address(writer),
+        )
+        _abort(writer)
+        task.cancel()
+        return True
 
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str
     ) -> None:
         settings = self._settings
+        task = asyncio.current_task()
+        assert task is not None
+        self._handshaking[task] = writer
         try:
             async with asyncio.timeout(settings.handshake_timeout):
                 await writer.start_tls(
@@ -129,14 +157,24 @@ class KmipListener:
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
             log.info("TLS handshake with %s failed: %s", address, _ssl_reason(exc))
             return
+        finally:
+            self._handshaking.pop(task, None)
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             log.info("connection from %s closed: no client certificate", address)
             return
-        session = await self._sessions(Peer(address, der, fingerprint(der)))
+        peer = Peer(address, der, fingerprint(der))
+        session = await self._sessions(peer)
         if session is None:
-            log.info("connection from %s closed: its certificate is not allowed", address)
+            # The fingerprint names the certificate for an administrator who wants to pin
+            # it; the certificate itself (subject included) is not logged.
+            log.info(
+                "connection from %s closed: its certificate (SHA-256 %s) is not allowed "
+                "for any instance",
+                address,
+                peer.certificate_fingerprint,
+            )
             return
         frames = FrameReader(self._limits)
         while True:
