@@ -3,10 +3,14 @@
 A certificate belongs to an instance when it is pinned on it (its exact certificate is
 allowed), or when it was issued by a CA the instance trusts. One certificate belongs to one
 instance. Looked up on every connection, so removing a certificate cuts access at once.
+
+TLS has already verified the chain and the validity dates; the dates are checked again here
+so that a change to the TLS verify flags cannot let an expired certificate map to an instance.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -37,6 +41,9 @@ class IdentityResolver:
         try:
             leaf = x509.load_der_x509_certificate(peer.certificate_der)
         except ValueError:
+            return None
+        now = dt.datetime.now(dt.UTC)
+        if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
             return None
         subject = certificate_subject(leaf)
         for record in certificates:
