@@ -12,11 +12,23 @@ from typing import Any
 from kmipd.operations import (
     activate,
     add_attribute,
+    check,
     create,
+    delete_attribute,
+    destroy,
     discover_versions,
     get,
+    get_attribute_list,
     get_attributes,
+    interop,
+    locate,
+    log,
+    modify_attribute,
     query,
+    register,
+    rekey,
+    revoke,
+    set_attribute,
 )
 from kmipd.protocol._generated import Operation
 
@@ -26,10 +38,22 @@ _MODULES = (
     discover_versions,
     query,
     create,
+    register,
+    rekey,
+    locate,
+    check,
     get,
     get_attributes,
+    get_attribute_list,
     add_attribute,
+    modify_attribute,
+    delete_attribute,
+    set_attribute,
     activate,
+    revoke,
+    destroy,
+    interop,
+    log,
 )
 
 REGISTRY: dict[Operation, Handler] = {module.OPERATION: module.handle for module in _MODULES}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.model.lifecycle import DESTROYED_STATES
@@ -12,9 +13,14 @@ from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.objects import Certificate, KeyValue, OpaqueObject
 from kmipd.protocol.ttlv import BYTE_STRING, DATE_TIME, ENUMERATION, STRUCTURE, TEXT_STRING, Item
 from kmipd.service.context import RequestContext
-from kmipd.service.errors import KmipError
+from kmipd.service.errors import ConcurrentUpdate, KmipError
 from kmipd.service.repository import ManagedObject
 from kmipd.store.records import ObjectQuery
+
+T = TypeVar("T")
+
+# How often a read-modify-write is tried when concurrent requests keep changing the object.
+UPDATE_ATTEMPTS = 5
 
 
 def resolve_uid(ctx: RequestContext, value: str | Item | None) -> str:
@@ -42,6 +48,30 @@ async def load(
             raise KmipError(ResultReason.OBJECT_DESTROYED, "the object was destroyed")
         await ctx.objects.load_body(obj)
     return obj
+
+
+async def update(
+    ctx: RequestContext, value: str | Item | None, change: Callable[[ManagedObject], T]
+) -> tuple[ManagedObject, T]:
+    """Load the object, ``change`` it, stamp and save it; again if another request won.
+
+    vCenter runs its steps on parallel connections: it activates a key on one while it tags
+    the same key on another (captured, vcenter-capture s54/s55), and the hosts of a vSAN
+    cluster fetch one KEK at once. A lost compare-and-swap must not fail such a request.
+    ``change`` must only touch ``obj`` (it may run more than once).
+    """
+    for attempt in range(1, UPDATE_ATTEMPTS + 1):
+        obj = await load(ctx, value)
+        result = change(obj)
+        touch(obj, ctx.now)
+        try:
+            await ctx.objects.save(obj, ctx.now)
+        except ConcurrentUpdate:
+            if attempt == UPDATE_ATTEMPTS:
+                raise
+            continue
+        return obj, result
+    raise AssertionError("not reached")
 
 
 def apply_dates(obj: ManagedObject, now: int) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from kmipd.model.attribute_rules import rule
-from kmipd.operations._common import load, touch
+from kmipd.operations._common import update
 from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import AddAttributeRequest, AddAttributeResponse
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
+from kmipd.service.repository import ManagedObject
 
 OPERATION = Operation.ADD_ATTRIBUTE
 
@@ -26,15 +27,17 @@ async def handle(ctx: RequestContext, request: AddAttributeRequest) -> AddAttrib
         raise KmipError(
             ResultReason.ATTRIBUTE_READ_ONLY, f"attribute {attribute.name!r} is set by the server"
         )
-    obj = await load(ctx, request.unique_identifier)
-    if obj.attributes.count(attribute.name) and not found.multi_valued:
-        raise KmipError(
-            ResultReason.ATTRIBUTE_SINGLE_VALUED,
-            f"attribute {attribute.name!r} is already set and has only one value",
-        )
-    index = obj.attributes.add(attribute)
-    touch(obj, ctx.now)
-    await ctx.objects.save(obj, ctx.now)
+
+    def add(obj: ManagedObject) -> int:
+        if obj.attributes.count(attribute.name) and not found.multi_valued:
+            raise KmipError(
+                ResultReason.ATTRIBUTE_SINGLE_VALUED,
+                f"attribute {attribute.name!r} is already set and has only one value",
+            )
+        return obj.attributes.add(attribute)
+
+    # vCenter tags a key on one connection while it activates it on another.
+    obj, index = await update(ctx, request.unique_identifier, add)
     return AddAttributeResponse(
         unique_identifier=obj.uid,
         attribute=Attribute(attribute.name, attribute.value, index, attribute.type),

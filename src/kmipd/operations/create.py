@@ -5,7 +5,13 @@ from __future__ import annotations
 import secrets
 
 from kmipd.operations._attributes import check_client_attributes
-from kmipd.operations._common import apply_dates, new_attribute_set
+from kmipd.operations._common import (
+    apply_dates,
+    check_unique_names,
+    digest_attribute,
+    name_values,
+    new_attribute_set,
+)
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
     KeyFormatType,
@@ -26,12 +32,24 @@ A = CryptographicAlgorithm
 SYMMETRIC_LENGTHS: dict[int, frozenset[int]] = {
     A.AES: frozenset((128, 192, 256)),
     A.CHACHA20: frozenset((256,)),
+    A.DES3: frozenset((112, 168)),
     A.HMAC_SHA1: frozenset(range(8, 513, 8)),
     A.HMAC_SHA224: frozenset(range(8, 513, 8)),
     A.HMAC_SHA256: frozenset(range(8, 513, 8)),
     A.HMAC_SHA384: frozenset(range(8, 1025, 8)),
     A.HMAC_SHA512: frozenset(range(8, 1025, 8)),
 }
+
+
+def material_bytes(algorithm: int, length: int) -> bytes:
+    """Fresh random key material; Triple DES keys carry their parity bits (8 per 56)."""
+    if algorithm == A.DES3:
+        return _with_odd_parity(secrets.token_bytes(length // 7))
+    return secrets.token_bytes(length // 8)
+
+
+def _with_odd_parity(material: bytes) -> bytes:
+    return bytes((b & 0xFE) | (bin(b & 0xFE).count("1") % 2 == 0) for b in material)
 
 
 def symmetric_key(algorithm: int, length: int, material: bytes) -> SymmetricKey:
@@ -76,7 +94,11 @@ async def handle(ctx: RequestContext, request: CreateRequest) -> CreateResponse:
     algorithm, length = check_symmetric(
         stored.value("Cryptographic Algorithm"), stored.value("Cryptographic Length")
     )
-    body = symmetric_key(algorithm, length, secrets.token_bytes(length // 8))
+    await check_unique_names(ctx, name_values(attributes), None)
+    body = symmetric_key(algorithm, length, material_bytes(algorithm, length))
+    digest = digest_attribute(body)
+    if digest is not None:
+        stored.add(digest)
     obj = await ctx.objects.create(
         ctx.instance, ObjectType.SYMMETRIC_KEY, body, stored, ctx.now, State.PRE_ACTIVE
     )

@@ -6,13 +6,15 @@ returned Raw unless the client asks for Transparent Symmetric Key.
 
 from __future__ import annotations
 
+import contextlib
+
 from kmipd.operations._common import load
 from kmipd.protocol._generated import KeyFormatType, ObjectType, Operation, ResultReason, Tag
 from kmipd.protocol.objects import KeyBlock, KeyValue, SymmetricKey
 from kmipd.protocol.payloads import GetRequest, GetResponse
 from kmipd.protocol.ttlv import BYTE_STRING, STRUCTURE, Item
 from kmipd.service.context import RequestContext
-from kmipd.service.errors import KmipError
+from kmipd.service.errors import ConcurrentUpdate, KmipError
 
 OPERATION = Operation.GET
 
@@ -30,13 +32,23 @@ async def handle(ctx: RequestContext, request: GetRequest) -> GetResponse:
         raise KmipError(
             ResultReason.KEY_COMPRESSION_TYPE_NOT_SUPPORTED, "key compression is not supported"
         )
-    obj = await load(ctx, request.unique_identifier, body=True)
+    obj = await load(ctx, request.unique_identifier)
+    if obj.attributes.value("Sensitive") is True:
+        # KMIP 2.1 §4.53: the material of a Sensitive object leaves only wrapped.
+        raise KmipError(ResultReason.SENSITIVE, "the object is Sensitive; it is not returned")
+    if obj.attributes.value("Extractable") is False:
+        raise KmipError(ResultReason.NOT_EXTRACTABLE, "the object is not Extractable")
+    obj = await load(ctx, obj.uid, body=True)
     body = obj.body
     if request.key_format_type is not None:
         body = convert_format(obj.object_type, body, request.key_format_type)
     if obj.last_fetched is None or ctx.now - obj.last_fetched >= LAST_FETCHED_RESOLUTION:
         obj.last_fetched = ctx.now
-        await ctx.objects.save(obj, ctx.now)
+        # Bookkeeping only: the hosts of a vSAN cluster fetch one KEK at the same moment, and
+        # a lost race on "last fetched" must not fail a host's boot. The winner recorded a
+        # fetch, or a later Get will.
+        with contextlib.suppress(ConcurrentUpdate):
+            await ctx.objects.save(obj, ctx.now)
     return GetResponse(object_type=obj.object_type, unique_identifier=obj.uid, managed_object=body)
 
 

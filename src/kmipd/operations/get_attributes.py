@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kmipd.operations._common import all_attributes, load
 from kmipd.protocol._generated import Operation
+from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import GetAttributesRequest, GetAttributesResponse
 from kmipd.service.context import RequestContext
 
@@ -18,6 +19,11 @@ async def handle(ctx: RequestContext, request: GetAttributesRequest) -> GetAttri
     obj = await load(ctx, request.unique_identifier)
     attributes = all_attributes(obj)
     if request.attribute_names:
-        wanted = set(request.attribute_names)
-        attributes = [a for a in attributes if a.name in wanted]
+        # In the order the client asked for them (the OASIS test cases expect that order).
+        by_name: dict[str, list[Attribute]] = {}
+        for attribute in attributes:
+            by_name.setdefault(attribute.name, []).append(attribute)
+        attributes = [
+            a for name in dict.fromkeys(request.attribute_names) for a in by_name.get(name, [])
+        ]
     return GetAttributesResponse(unique_identifier=obj.uid, attributes=attributes)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from kmipd.protocol import tables
 from kmipd.protocol._generated import ObjectType, Operation, QueryFunction
 from kmipd.protocol.payloads import QueryRequest, QueryResponse
 from kmipd.service.context import RequestContext
 
 OPERATION = Operation.QUERY
 
+_OPERATIONS = tables.enum_def("Operation")
+
 
 async def handle(ctx: RequestContext, request: QueryRequest) -> QueryResponse:
     functions = set(request.query_functions)
     response = QueryResponse()
     if QueryFunction.QUERY_OPERATIONS in functions:
-        response.operations = [Operation(op) for op in ctx.server.operations]
+        # Only what the request's version knows (Interop, Log... are 2.x operations).
+        response.operations = [
+            Operation(op)
+            for op in ctx.server.operations
+            if _OPERATIONS is not None and _OPERATIONS.variant(op, ctx.version) is not None
+        ]
     if QueryFunction.QUERY_OBJECTS in functions:
         response.object_types = [ObjectType(t) for t in ctx.server.object_types]
     if QueryFunction.QUERY_SERVER_INFORMATION in functions:

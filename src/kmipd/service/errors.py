@@ -59,6 +59,17 @@ class KmipError(Exception):
         self.message = message
 
 
+class ConcurrentUpdate(KmipError):
+    """Another request changed the object between this one's read and its write.
+
+    The write was refused (compare-and-swap on the row's revision), so nothing was lost;
+    a read-modify-write can load the object again and retry.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(R.GENERAL_FAILURE, "the object was changed by a concurrent request; retry")
+
+
 def reason_for_version(reason: int, version: Version) -> int:
     """``reason`` if it exists in ``version``, else its nearest older equivalent."""
     assert _REASONS is not None

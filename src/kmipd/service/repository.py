@@ -20,7 +20,7 @@ from kmipd.protocol._generated import ObjectType, ResultReason, State, Tag
 from kmipd.protocol.codec import from_item, to_item
 from kmipd.protocol.limits import Limits
 from kmipd.protocol.objects import MANAGED_OBJECTS, OBJECT_TYPES
-from kmipd.service.errors import KmipError
+from kmipd.service.errors import ConcurrentUpdate, KmipError
 from kmipd.store.records import ObjectQuery, ObjectRecord
 from kmipd.store.sqlite import SqliteStore
 
@@ -147,10 +147,7 @@ class ObjectRepository:
         elif new_body:
             record.sealed = await self._seal(obj.instance, obj.uid, obj.object_type, obj.body)
         if not await self._store.update_object(record):
-            raise KmipError(
-                ResultReason.GENERAL_FAILURE,
-                "the object was changed by a concurrent request; retry",
-            )
+            raise ConcurrentUpdate()
 
     async def find(self, query: ObjectQuery) -> list[ManagedObject]:
         return [_from_record(r) for r in await self._store.find_objects(query)]

@@ -1,0 +1,126 @@
+"""OASIS profile conformance against a running kmipd, over TLS.
+
+For each test case file of the server profiles SKLC, SKFF, OMOS, SASED and TL at KMIP 1.0-1.4
+and 2.1, and BL at 2.1 (mandatory and optional, as ``profiles.json`` lists them): a fresh
+instance (tenant) of one shared server, so Locate sees only the test's own objects; the
+steps in order over one TLS connection; each response compared with the expected one by
+:mod:`tests.support.oasis_harness`.
+
+A mandatory test that fails fails here. Optional tests are run and reported, not asserted.
+The terminal summary prints, per version and profile,
+"SKLC v1.1: N of M mandatory test cases pass (optional: K of L)".
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kmipd.protocol import ttlv
+from kmipd.protocol.ttlv import Item
+from tests.conformance.conftest import ServerConformanceTally
+from tests.support import oasis
+from tests.support.oasis_harness import CaseRunner, prepare_case
+from tests.support.server import KmipdServer, init_server
+from tests.support.shared import KMIP_TESTCASES
+
+pytestmark = pytest.mark.shared
+
+VERSIONS = ("v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1")
+PROFILES = ("SKLC", "SKFF", "OMOS", "SASED", "TL")
+EXTRA = {"v2.1": ("BL",)}
+
+
+def _selected() -> list[tuple[str, str, str, str]]:
+    """(version, profile, requirement, test id) for every case this module runs."""
+    selected = []
+    data = oasis.profiles()
+    for version in VERSIONS:
+        for profile in PROFILES + EXTRA.get(version, ()):
+            entry = data[version]["profiles"].get(profile)
+            if entry is None:
+                continue
+            for requirement in ("mandatory", "optional"):
+                for test_id in entry.get(requirement, []):
+                    selected.append((version, profile, requirement, test_id))
+    return selected
+
+
+def _files() -> dict[tuple[str, str], Path]:
+    """(version folder, test id) → file, for the profile test files."""
+    files = {}
+    for entry in oasis.index().values():
+        if entry.suite == "profile":
+            files[(f"v{entry.protocol_version}", entry.test_id)] = KMIP_TESTCASES / entry.file
+    return files
+
+
+def _params() -> list[Any]:
+    if not KMIP_TESTCASES.exists():
+        return [pytest.param(None, id="no-shared-data")]
+    return [pytest.param(case, id=f"{case[0]}-{case[3]}") for case in _selected()]
+
+
+@pytest.fixture(scope="module")
+def conformance_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipdServer]:
+    server = init_server(Path(tmp_path_factory.mktemp("kmipd")) / "data")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_counter = itertools.count()
+
+# SASED and TL test cases build on each other: SASED-M-3 finds the secret data SASED-M-2
+# registered, TL-M-3 the key TL-M-2 created (README, "How a harness should use these files":
+# "SASED/TL assume a client configuration"). Their cases share one instance per version,
+# in order (mandatory 1, 2, 3); every other case gets a fresh instance.
+CHAINED = frozenset({"SASED", "TL"})
+_chained_instances: dict[tuple[str, str], str] = {}
+
+
+def _instance_for(server: KmipdServer, version: str, profile: str, test_id: str) -> str:
+    if profile in CHAINED:
+        key = (version, profile)
+        if key not in _chained_instances:
+            _chained_instances[key] = f"oasis-{next(_counter)}-{profile.lower()}-{version}"
+            server.add_instance(_chained_instances[key])
+        return _chained_instances[key]
+    instance = f"oasis-{next(_counter)}-{test_id.lower()}"
+    server.add_instance(instance)
+    return instance
+
+
+@pytest.mark.parametrize("case", _params())
+def test_oasis_profile_case(
+    case: tuple[str, str, str, str] | None,
+    conformance_server: KmipdServer,
+    server_conformance_tally: ServerConformanceTally,
+) -> None:
+    if case is None:
+        pytest.skip(f"shared test data not found at {KMIP_TESTCASES}")
+    version, profile, requirement, test_id = case
+    path = _files().get((version, test_id))
+    assert path is not None, f"{test_id}: listed in profiles.json but no file in index.csv"
+    loaded = prepare_case(oasis.load_case(path))
+
+    instance = _instance_for(conformance_server, version, profile, test_id)
+    with conformance_server.connect(instance) as connection:
+
+        def send(request: Item) -> Item:
+            return ttlv.decode(connection.call(ttlv.encode(request)))
+
+        result = CaseRunner(loaded, send).run()
+
+    server_conformance_tally.record(version, profile, requirement, test_id, result.passed)
+    if requirement == "mandatory":
+        assert result.passed, f"{test_id} ({path.name}) {result.failure}"
+    elif not result.passed:
+        # Optional: reported in the summary, never a failure.
+        print(f"optional {test_id} does not pass: {result.failure}")

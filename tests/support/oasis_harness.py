@@ -1,0 +1,393 @@
+"""Run OASIS KMIP test cases against a server and compare the answers as trees.
+
+Transport-neutral: :class:`CaseRunner` takes a ``send(request: Item) -> Item`` callable, so
+the same binding and comparison logic serves KMIP over TLS (TTLV) and, later, KMIP over HTTPS
+(TTLV, XML or JSON bodies).
+
+Comparison rules (``../shared/kmip-testcases/README.md``, "How a harness should use these
+files" and "Variable values and placeholders"):
+
+* same tags and types in the same order; equal values;
+* ``$UNIQUE_IDENTIFIER_n`` and the other server-chosen placeholders bind the first time they
+  appear in a response; later requests carry the bound value and later responses must repeat
+  it; ``$NOW±s`` in a response accepts any time;
+* the permitted variations are not compared: TimeStamp, server-set dates, key material the
+  server generated, Digest, the server's KeyFormatType choice, literal Unique Identifiers of
+  the older transcriptions, VendorIdentification, ResultMessage text;
+* permitted extras in the response are skipped: additional attributes (1.x ``Attribute``,
+  2.x children of ``Attributes``, attribute names in a Get Attribute List), an optional
+  TemplateAttribute, AttributeIndex 0, extra versions in Discover Versions, extra items Query
+  reports, a ResultMessage;
+* ResultStatus and ResultReason always match (they are ordinary items, compared exactly).
+
+Defects of the files are fixed here, at load time, never in the data (README, "Licences":
+the OASIS files may not be modified): see :func:`prepare_case`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from kmipd.protocol._generated import Tag
+from kmipd.protocol.ttlv import STRUCTURE, Item
+from kmipd.protocol.xml_encoding import item_from_element
+from tests.support.oasis import Step, TestCase, substitute
+
+Send = Callable[[Item], Item]
+
+_PLACEHOLDER = re.compile(r"\$([A-Z][A-Z0-9_]*?)(?:[+-]\d+)?$")
+
+# Items whose value the server chooses (README, "Permitted Test Case Variations").
+_VARIABLE_TAGS = frozenset(
+    {
+        Tag.UNIQUE_IDENTIFIER,
+        Tag.PRIVATE_KEY_UNIQUE_IDENTIFIER,
+        Tag.PUBLIC_KEY_UNIQUE_IDENTIFIER,
+        Tag.UNIQUE_BATCH_ITEM_ID,
+        Tag.ASYNCHRONOUS_CORRELATION_VALUE,
+        Tag.SERVER_CORRELATION_VALUE,
+        Tag.TIME_STAMP,
+        Tag.KEY_MATERIAL,
+        Tag.ACTIVATION_DATE,
+        Tag.ARCHIVE_DATE,
+        Tag.COMPROMISE_DATE,
+        Tag.DEACTIVATION_DATE,
+        Tag.DESTROY_DATE,
+        Tag.INITIAL_DATE,
+        Tag.LAST_CHANGE_DATE,
+        Tag.PROTECT_STOP_DATE,
+        Tag.PROCESS_START_DATE,
+        Tag.ORIGINAL_CREATION_DATE,
+        Tag.LINKED_OBJECT_IDENTIFIER,
+        Tag.KEY_FORMAT_TYPE,
+        Tag.DIGEST_VALUE,
+        Tag.HASHING_ALGORITHM,
+        Tag.VENDOR_IDENTIFICATION,
+        Tag.RESULT_MESSAGE,
+    }
+)
+
+# 1.x attributes (by AttributeName) whose AttributeValue the server chooses.
+_VARIABLE_ATTRIBUTES = frozenset(
+    {
+        "Unique Identifier",
+        "Activation Date",
+        "Archive Date",
+        "Compromise Date",
+        "Deactivation Date",
+        "Destroy Date",
+        "Initial Date",
+        "Last Change Date",
+        "Protect Stop Date",
+        "Process Start Date",
+        "Original Creation Date",
+        "Validity Date",
+        "Digest",
+        "Key Format Type",
+    }
+)
+
+# Children a response may carry beyond the expected ones, by parent tag (None: any parent).
+_EXTRA_ALLOWED: dict[int | None, frozenset[int]] = {
+    None: frozenset({Tag.RESULT_MESSAGE}),
+    Tag.RESPONSE_PAYLOAD: frozenset(
+        {
+            Tag.TEMPLATE_ATTRIBUTE,  # optional TemplateAttribute (Create, Register, Re-key)
+            Tag.ATTRIBUTE,  # additional attributes (1.x Get Attributes)
+            Tag.ATTRIBUTE_NAME,  # additional attributes (1.x Get Attribute List)
+            Tag.ATTRIBUTE_REFERENCE,  # the same in 2.x
+            Tag.PROTOCOL_VERSION,  # extra versions in Discover Versions
+            Tag.OPERATION,  # Query: more operations, object types, extensions...
+            Tag.OBJECT_TYPE,
+            Tag.EXTENSION_INFORMATION,
+            Tag.APPLICATION_NAMESPACE,
+            Tag.VENDOR_IDENTIFICATION,
+            Tag.SERVER_INFORMATION,
+            Tag.CAPABILITY_INFORMATION,
+            Tag.PROFILE_INFORMATION,
+            Tag.VALIDATION_INFORMATION,
+            Tag.CLIENT_REGISTRATION_METHOD,
+            Tag.DEFAULTS_INFORMATION,
+            Tag.RNG_PARAMETERS,
+            Tag.PROTECTION_STORAGE_MASK,
+        }
+    ),
+    # KMIP 1.4/2.x response headers may echo the request's Client Correlation Value; the
+    # expected responses leave it out.
+    Tag.RESPONSE_HEADER: frozenset({Tag.CLIENT_CORRELATION_VALUE}),
+    Tag.KEY_VALUE: frozenset({Tag.ATTRIBUTE, Tag.ATTRIBUTES}),
+    Tag.TEMPLATE_ATTRIBUTE: frozenset({Tag.ATTRIBUTE}),
+}
+
+# In 2.x every attribute is its own tag: anything inside Attributes may be extra.
+_ANY_EXTRA_PARENTS = frozenset({Tag.ATTRIBUTES})
+
+# Query response items that are lists of "what the server supports": compared as sets.
+_QUERY_LISTS = frozenset({Tag.OPERATION, Tag.OBJECT_TYPE})
+
+
+class Mismatch(Exception):
+    """A response differs from the expected one; the message says where and how."""
+
+
+@dataclass
+class StepResult:
+    index: int
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    passed: bool
+    steps: list[StepResult] = field(default_factory=list)
+    failure: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Load-time fixes
+# ---------------------------------------------------------------------------------------------
+
+_SPACES = re.compile(r"\s{2,}")
+
+
+def prepare_case(case: TestCase) -> TestCase:
+    """``case`` with the documented transcription defects fixed (the files stay untouched).
+
+    * Attribute names with runs of spaces (``"Cryptographic   Usage Mask"``) in the v1.0-1.2
+      transcriptions: the README ("The XML format", mask values) notes that 1.x files use
+      several spaces where one is meant; the spec names have single spaces.
+    """
+    steps = []
+    for step in case.steps:
+        request = _fix_names(step.request)
+        response = _fix_names(step.response) if step.response is not None else None
+        steps.append(
+            Step(
+                step.index,
+                step.time,
+                step.client,
+                step.server_to_client,
+                step.repeat,
+                step.comments,
+                request,
+                response,
+            )
+        )
+    return TestCase(
+        case.id, case.path, case.version, case.suite, case.profile, case.requirement, steps
+    )
+
+
+def _fix_names(element: Element) -> Element:
+    result = copy.deepcopy(element)
+    for node in result.iter("AttributeName"):
+        value = node.get("value")
+        if value is not None and _SPACES.search(value):
+            node.set("value", _SPACES.sub(" ", value))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparison
+# ---------------------------------------------------------------------------------------------
+
+
+def _placeholder(elem: Element) -> str | None:
+    value = elem.get("value")
+    if value is None or not value.startswith("$"):
+        return None
+    m = _PLACEHOLDER.match(value)
+    return m.group(1) if m else None
+
+
+def _label(tag: int) -> str:
+    try:
+        return Tag(tag).name
+    except ValueError:
+        return f"0x{tag:06X}"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+class Comparer:
+    """Compares one expected response (element + parsed item) with an actual response tree."""
+
+    def __init__(self, bindings: dict[str, Any]) -> None:
+        self.bindings = bindings
+
+    def match(self, elem: Element, expected: Item, actual: Item, path: str) -> None:
+        """Raise :class:`Mismatch` unless ``actual`` matches; binds placeholders on success."""
+        here = f"{path}/{_label(expected.tag)}"
+        if expected.tag != actual.tag:
+            raise Mismatch(f"{path}: expected {_label(expected.tag)}, got {_label(actual.tag)}")
+        if expected.type != actual.type:
+            raise Mismatch(f"{here}: expected type {expected.type}, got {actual.type}")
+        if expected.type == STRUCTURE:
+            self._match_children(elem, expected, actual, here)
+            return
+        name = _placeholder(elem)
+        if name is not None:
+            if name.startswith("NOW"):
+                return
+            if name in self.bindings:
+                if self.bindings[name] != actual.value:
+                    raise Mismatch(
+                        f"{here}: ${name} was bound to {_show(self.bindings[name])}, "
+                        f"got {_show(actual.value)}"
+                    )
+            else:
+                self.bindings[name] = actual.value
+            return
+        if expected.tag in _VARIABLE_TAGS:
+            return
+        if expected.value != actual.value:
+            raise Mismatch(f"{here}: expected {_show(expected.value)}, got {_show(actual.value)}")
+
+    def _match_children(self, elem: Element, expected: Item, actual: Item, path: str) -> None:
+        elems = list(elem)
+        exp = expected.value
+        act = actual.value
+        variable_value = False
+        if expected.tag == Tag.ATTRIBUTE:
+            name = next((c.value for c in exp if c.tag == Tag.ATTRIBUTE_NAME), None)
+            variable_value = name in _VARIABLE_ATTRIBUTES
+        if expected.tag == Tag.RESPONSE_PAYLOAD and any(c.tag in _QUERY_LISTS for c in exp):
+            self._match_query(elems, exp, act, path)
+            return
+        extras = _EXTRA_ALLOWED[None] | _EXTRA_ALLOWED.get(expected.tag, frozenset())
+        any_extra = expected.tag in _ANY_EXTRA_PARENTS
+        i = j = 0
+        while i < len(exp):
+            e = exp[i]
+            if j < len(act):
+                a = act[j]
+                if variable_value and e.tag == Tag.ATTRIBUTE_VALUE and e.type == a.type:
+                    i += 1
+                    j += 1
+                    continue
+                saved = dict(self.bindings)
+                try:
+                    self.match(elems[i], e, a, path)
+                except Mismatch as exc:
+                    self.bindings.clear()
+                    self.bindings.update(saved)
+                    if any_extra or a.tag in extras or _is_index_zero(a):
+                        j += 1
+                        continue
+                    if _optional_expected(e):
+                        i += 1
+                        continue
+                    raise exc from None
+                i += 1
+                j += 1
+                continue
+            if _optional_expected(e):
+                i += 1
+                continue
+            raise Mismatch(f"{path}: missing {_label(e.tag)}")
+        for a in act[j:]:
+            if not (any_extra or a.tag in extras or _is_index_zero(a)):
+                raise Mismatch(f"{path}: unexpected {_label(a.tag)}")
+
+    def _match_query(
+        self, elems: list[Element], exp: list[Item], act: list[Item], path: str
+    ) -> None:
+        """Query: every expected item is reported; the order of the lists is free."""
+        remaining = list(act)
+        for elem, e in zip(elems, exp, strict=True):
+            for index, a in enumerate(remaining):
+                saved = dict(self.bindings)
+                try:
+                    self.match(elem, e, a, path)
+                except Mismatch:
+                    self.bindings.clear()
+                    self.bindings.update(saved)
+                    continue
+                del remaining[index]
+                break
+            else:
+                raise Mismatch(f"{path}: Query does not report {_label(e.tag)} {_show(e.value)}")
+
+
+def _is_index_zero(item: Item) -> bool:
+    return item.tag == Tag.ATTRIBUTE_INDEX and item.value == 0
+
+
+def _optional_expected(item: Item) -> bool:
+    # A Server Correlation Value is the server's choice to send (README, "Variable values and
+    # placeholders": the literal ones in the files are variable).
+    return item.tag in (Tag.RESULT_MESSAGE, Tag.SERVER_CORRELATION_VALUE) or _is_index_zero(item)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a case
+# ---------------------------------------------------------------------------------------------
+
+
+class CaseRunner:
+    """Runs the steps of one (prepared) test case in order through ``send``."""
+
+    def __init__(self, case: TestCase, send: Send, clock: Callable[[], float] = time.time):
+        self.case = case
+        self.send = send
+        self.clock = clock
+        self.bindings: dict[str, Any] = {}
+
+    def run(self) -> CaseResult:
+        result = CaseResult(self.case.id, passed=True)
+        for step in self.case.steps:
+            if step.server_to_client:
+                raise NotImplementedError(f"{self.case.id}: server-to-client steps")
+            try:
+                self.run_step(step)
+            except Mismatch as exc:
+                result.steps.append(StepResult(step.index, False, str(exc)))
+                result.passed = False
+                result.failure = f"step {step.index}: {exc}"
+                return result
+            result.steps.append(StepResult(step.index, True))
+        return result
+
+    def run_step(self, step: Step) -> None:
+        now = self.clock()
+        request = item_from_element(
+            substitute(step.request, self.bindings, now=now, unbound="fill")
+        )
+        actual = self.send(request)
+        if step.response is None:
+            return
+        filled = substitute(step.response, self.bindings, now=now, unbound="fill")
+        expected = item_from_element(filled)
+        try:
+            Comparer(self.bindings).match(step.response, expected, actual, "")
+        except Mismatch as exc:
+            raise Mismatch(f"{exc} [server said: {summarize(actual)}]") from None
+
+
+def summarize(response: Item) -> str:
+    """Operation, status, reason and message of each batch item of a response."""
+    parts = []
+    for item in response.value:
+        if item.tag != Tag.BATCH_ITEM:
+            continue
+        fields = []
+        for child in item.value:
+            if child.tag in (Tag.OPERATION, Tag.RESULT_STATUS, Tag.RESULT_REASON):
+                fields.append(f"{_label(child.tag)}={child.value}")
+            elif child.tag == Tag.RESULT_MESSAGE:
+                fields.append(repr(child.value))
+        parts.append(" ".join(fields))
+    return "; ".join(parts)
