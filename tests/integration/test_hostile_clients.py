@@ -471,7 +471,12 @@ def _bad_bodies() -> list[tuple[str, bytes]]:
         + struct.pack(">II", 0x42000606, 8)
         + (b"\0" * 7 + b"\x02")
     )
+    # Structures nested 4000 deep (the frame limit allows it; the depth limit does not).
+    deep = b""
+    for _ in range(4000):
+        deep = struct.pack(">II", 0x42007801, len(deep)) + deep
     return [
+        ("deep-nesting", deep),
         ("zeros", header + b"\0" * (len(good) - 8)),
         ("child-overruns-parent", bytes(overrun)),
         ("empty-header", boolean),
@@ -665,3 +670,6 @@ def test_protocol_versions_still_served(server: KmipdServer) -> None:
     payload = kmip.ok(server.call(kmip.discover_versions()))
     listed = {(v.major, v.minor) for v in payload.protocol_versions}
     assert listed == set(VERSIONS)
+    log = server.log()
+    assert "Traceback" not in log, "a hostile client caused an unhandled exception"
+    assert "GET / HTTP" not in log and bytes(range(32, 64)).hex() not in log
