@@ -13,6 +13,7 @@ The terminal summary prints, per version and profile,
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from kmipd.protocol import ttlv
 from kmipd.protocol.ttlv import Item
 from tests.conformance.conftest import ServerConformanceTally
 from tests.support import oasis
-from tests.support.oasis_harness import CaseRunner, prepare_case
+from tests.support.oasis_harness import CaseRunner, prepare_case, query_requirements
 from tests.support.server import KmipdServer, init_server
 from tests.support.shared import KMIP_TESTCASES
 
@@ -50,6 +51,7 @@ def _selected() -> list[tuple[str, str, str, str]]:
     return selected
 
 
+@functools.cache
 def _files() -> dict[tuple[str, str], Path]:
     """(version folder, test id) → file, for the profile test files."""
     files = {}
@@ -57,6 +59,18 @@ def _files() -> dict[tuple[str, str], Path]:
         if entry.suite == "profile":
             files[(f"v{entry.protocol_version}", entry.test_id)] = KMIP_TESTCASES / entry.file
     return files
+
+
+@functools.cache
+def _query_required(version: str, profile: str) -> dict[int, set[int]]:
+    """What a Query answer in this profile must report: what its test cases use."""
+    files = _files()
+    cases = [
+        oasis.load_case(files[(v, test_id)])
+        for v, p, _, test_id in _selected()
+        if (v, p) == (version, profile) and (v, test_id) in files
+    ]
+    return query_requirements(cases)
 
 
 def _params() -> list[Any]:
@@ -116,7 +130,7 @@ def test_oasis_profile_case(
         def send(request: Item) -> Item:
             return ttlv.decode(connection.call(ttlv.encode(request)))
 
-        result = CaseRunner(loaded, send).run()
+        result = CaseRunner(loaded, send, query_required=_query_required(version, profile)).run()
 
     server_conformance_tally.record(version, profile, requirement, test_id, result.passed)
     if requirement == "mandatory":

@@ -8,10 +8,29 @@ from typing import Any, TypeVar
 
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.model.lifecycle import DESTROYED_STATES
-from kmipd.protocol._generated import HashingAlgorithm, ObjectType, ResultReason, State, Tag
-from kmipd.protocol.attributes import Attribute
+from kmipd.protocol import tables
+from kmipd.protocol._generated import (
+    HashingAlgorithm,
+    ObjectType,
+    ProtectionStorageMask,
+    ResultReason,
+    RNGAlgorithm,
+    State,
+    Tag,
+)
+from kmipd.protocol.attributes import Attribute, attribute_tag
 from kmipd.protocol.objects import Certificate, KeyValue, OpaqueObject
-from kmipd.protocol.ttlv import BYTE_STRING, DATE_TIME, ENUMERATION, STRUCTURE, TEXT_STRING, Item
+from kmipd.protocol.tables import Version
+from kmipd.protocol.ttlv import (
+    BOOLEAN,
+    BYTE_STRING,
+    DATE_TIME,
+    ENUMERATION,
+    INTEGER,
+    STRUCTURE,
+    TEXT_STRING,
+    Item,
+)
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import ConcurrentUpdate, KmipError
 from kmipd.service.repository import ManagedObject
@@ -90,24 +109,90 @@ def touch(obj: ManagedObject, now: int) -> None:
     obj.attributes.set("Last Change Date", now, DATE_TIME)
 
 
-def all_attributes(obj: ManagedObject) -> list[Attribute]:
-    """Every attribute of ``obj``: the ones kept in columns first, then the stored ones."""
+def all_attributes(obj: ManagedObject, version: Version | None = None) -> list[Attribute]:
+    """Every attribute of ``obj``: the ones kept in columns first, then the stored ones.
+
+    With ``version``, only the attributes that version defines (and custom ones): a 1.0
+    client is not shown the 1.4 Sensitive attribute or 2.x Short Unique Identifier.
+    """
     synthesized = [
         Attribute("Unique Identifier", obj.uid, None, TEXT_STRING),
         Attribute("Object Type", ObjectType(obj.object_type), None, ENUMERATION),
         Attribute("State", State(obj.state), None, ENUMERATION),
     ]
+    if version is None or version >= (2, 0):
+        synthesized.append(
+            Attribute(
+                "Short Unique Identifier",
+                hashlib.sha256(obj.uid.encode()).digest(),
+                None,
+                BYTE_STRING,
+            )
+        )
     stored = [a for a in obj.attributes if a.name not in _SYNTHESIZED]
     # Indexes are per attribute name; the synthesized ones are single-valued.
-    return [Attribute(a.name, a.value, 0, a.type) for a in synthesized] + stored
+    result = [Attribute(a.name, a.value, 0, a.type) for a in synthesized] + stored
+    if version is not None:
+        result = [a for a in result if attribute_in_version(a.name, version)]
+    return result
+
+
+# Attributes whose tag is older than the attribute (a field first, an attribute later).
+_ATTRIBUTE_SINCE: dict[str, Version] = {"Key Format Type": (2, 0)}
+
+
+def attribute_in_version(name: str, version: Version) -> bool:
+    """Does KMIP ``version`` define attribute ``name``? Custom attributes: always."""
+    tag = attribute_tag(name)
+    if tag is None:
+        return True
+    since = _ATTRIBUTE_SINCE.get(name)
+    if since is not None and version < since:
+        return False
+    return tables.tag_def(tag, version) is not None
+
+
+def server_attributes(stored: AttributeSet, body: Any, now: int, *, generated: bool) -> None:
+    """The attributes the server sets on a new object (KMIP 1.1-2.1), kept for every version
+    and shown to each client as its version defines them (:func:`all_attributes`).
+
+    ``generated``: the key material was made here (Create, ReKey), not supplied (Register).
+    """
+    digest = digest_attribute(body)
+    if digest is not None:
+        stored.delete("Digest")
+        stored.add(digest)
+    stored.set("Original Creation Date", now, DATE_TIME)
+    if "Fresh" not in stored:
+        stored.set("Fresh", True, BOOLEAN)
+    block = getattr(body, "key_block", None)
+    if block is not None:
+        if block.key_format_type is not None:
+            stored.set("Key Format Type", block.key_format_type, ENUMERATION)
+        if "Sensitive" not in stored:
+            stored.set("Sensitive", False, BOOLEAN)
+        if "Extractable" not in stored:
+            stored.set("Extractable", True, BOOLEAN)
+        stored.set("Always Sensitive", stored.value("Sensitive") is True, BOOLEAN)
+        stored.set("Never Extractable", stored.value("Extractable") is False, BOOLEAN)
+    # Bodies are sealed in software (AES-GCM under the instance wrapping key).
+    stored.set("Protection Storage Mask", ProtectionStorageMask.SOFTWARE, INTEGER)
+    if generated:
+        # The operating system's CSPRNG (Python ``secrets``): no KMIP RNG algorithm to claim.
+        rng = Item(
+            Tag.RANDOM_NUMBER_GENERATOR,
+            STRUCTURE,
+            [Item(Tag.RNG_ALGORITHM, ENUMERATION, RNGAlgorithm.UNSPECIFIED)],
+        )
+        stored.set("Random Number Generator", rng, STRUCTURE)
 
 
 _SYNTHESIZED = frozenset(("Unique Identifier", "Object Type", "State"))
 
 
-def attribute_names(obj: ManagedObject) -> list[str]:
+def attribute_names(obj: ManagedObject, version: Version | None = None) -> list[str]:
     seen: dict[str, None] = {}
-    for attribute in all_attributes(obj):
+    for attribute in all_attributes(obj, version):
         seen.setdefault(attribute.name, None)
     return list(seen)
 

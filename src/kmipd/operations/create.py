@@ -8,9 +8,9 @@ from kmipd.operations._attributes import check_client_attributes
 from kmipd.operations._common import (
     apply_dates,
     check_unique_names,
-    digest_attribute,
     name_values,
     new_attribute_set,
+    server_attributes,
 )
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
@@ -96,9 +96,7 @@ async def handle(ctx: RequestContext, request: CreateRequest) -> CreateResponse:
     )
     await check_unique_names(ctx, name_values(attributes), None)
     body = symmetric_key(algorithm, length, material_bytes(algorithm, length))
-    digest = digest_attribute(body)
-    if digest is not None:
-        stored.add(digest)
+    server_attributes(stored, body, ctx.now, generated=True)
     obj = await ctx.objects.create(
         ctx.instance, ObjectType.SYMMETRIC_KEY, body, stored, ctx.now, State.PRE_ACTIVE
     )

@@ -12,7 +12,7 @@ from kmipd.operations._common import load
 from kmipd.protocol._generated import KeyFormatType, ObjectType, Operation, ResultReason, Tag
 from kmipd.protocol.objects import KeyBlock, KeyValue, SymmetricKey
 from kmipd.protocol.payloads import GetRequest, GetResponse
-from kmipd.protocol.ttlv import BYTE_STRING, STRUCTURE, Item
+from kmipd.protocol.ttlv import BOOLEAN, BYTE_STRING, STRUCTURE, Item
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import ConcurrentUpdate, KmipError
 
@@ -42,7 +42,10 @@ async def handle(ctx: RequestContext, request: GetRequest) -> GetResponse:
     body = obj.body
     if request.key_format_type is not None:
         body = convert_format(obj.object_type, body, request.key_format_type)
-    if obj.last_fetched is None or ctx.now - obj.last_fetched >= LAST_FETCHED_RESOLUTION:
+    fresh = obj.attributes.value("Fresh") is True
+    if fresh:  # KMIP 1.1 §3.34: an object is no longer fresh once served to a client
+        obj.attributes.set("Fresh", False, BOOLEAN)
+    if fresh or obj.last_fetched is None or ctx.now - obj.last_fetched >= LAST_FETCHED_RESOLUTION:
         obj.last_fetched = ctx.now
         # Bookkeeping only: the hosts of a vSAN cluster fetch one KEK at the same moment, and
         # a lost race on "last fetched" must not fail a host's boot. The winner recorded a

@@ -12,4 +12,6 @@ OPERATION = Operation.GET_ATTRIBUTE_LIST
 
 async def handle(ctx: RequestContext, request: GetAttributeListRequest) -> GetAttributeListResponse:
     obj = await load(ctx, request.unique_identifier)
-    return GetAttributeListResponse(unique_identifier=obj.uid, attribute_names=attribute_names(obj))
+    return GetAttributeListResponse(
+        unique_identifier=obj.uid, attribute_names=attribute_names(obj, ctx.version)
+    )

@@ -17,7 +17,7 @@ OPERATION = Operation.GET_ATTRIBUTES
 
 async def handle(ctx: RequestContext, request: GetAttributesRequest) -> GetAttributesResponse:
     obj = await load(ctx, request.unique_identifier)
-    attributes = all_attributes(obj)
+    attributes = all_attributes(obj, ctx.version)
     if request.attribute_names:
         # In the order the client asked for them (the OASIS test cases expect that order).
         by_name: dict[str, list[Attribute]] = {}

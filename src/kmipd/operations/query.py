@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from kmipd.protocol import tables
-from kmipd.protocol._generated import ObjectType, Operation, QueryFunction
+from kmipd.protocol._generated import ObjectType, Operation, QueryFunction, Tag
 from kmipd.protocol.payloads import QueryRequest, QueryResponse
+from kmipd.protocol.ttlv import STRUCTURE, Item
 from kmipd.service.context import RequestContext
 
 OPERATION = Operation.QUERY
@@ -26,4 +27,5 @@ async def handle(ctx: RequestContext, request: QueryRequest) -> QueryResponse:
         response.object_types = [ObjectType(t) for t in ctx.server.object_types]
     if QueryFunction.QUERY_SERVER_INFORMATION in functions:
         response.vendor_identification = ctx.server.vendor_identification
+        response.server_information = Item(Tag.SERVER_INFORMATION, STRUCTURE, [])
     return response

@@ -15,9 +15,9 @@ from kmipd.operations._attributes import check_client_attributes
 from kmipd.operations._common import (
     apply_dates,
     check_unique_names,
-    digest_attribute,
     name_values,
     new_attribute_set,
+    server_attributes,
 )
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
@@ -121,6 +121,9 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
     await check_unique_names(ctx, name_values(attributes), None)
     stored = new_attribute_set(attributes, ctx.now)
     block = getattr(body, "key_block", None)
+    value = block.key_value if isinstance(block, KeyBlock) else None
+    if isinstance(value, KeyValue) and value.attributes is None:  # absent in a 2.x request
+        value.attributes = []
     if isinstance(block, KeyBlock):
         given = {a.name: a.value for a in attributes}
         for name, value, typ in _check_key_block(object_type, block, given):
@@ -129,9 +132,7 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
         stored.set("Certificate Type", body.certificate_type, ENUMERATION)
         if body.certificate_value is not None:
             stored.set("Certificate Length", len(body.certificate_value), INTEGER)
-    digest = digest_attribute(body)
-    if digest is not None:
-        stored.add(digest)
+    server_attributes(stored, body, ctx.now, generated=False)
     obj = await ctx.objects.create(
         ctx.instance, object_type, body, stored, ctx.now, State.PRE_ACTIVE
     )

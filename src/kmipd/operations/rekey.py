@@ -13,7 +13,13 @@ from __future__ import annotations
 from kmipd.model.attribute_rules import rule
 from kmipd.model.lifecycle import DESTROYED_STATES
 from kmipd.operations._attributes import check_client_attributes
-from kmipd.operations._common import apply_dates, digest_attribute, load, new_attribute_set, touch
+from kmipd.operations._common import (
+    apply_dates,
+    load,
+    new_attribute_set,
+    server_attributes,
+    touch,
+)
 from kmipd.operations.create import check_symmetric, material_bytes, symmetric_key
 from kmipd.protocol._generated import LinkType, ObjectType, Operation, ResultReason, State, Tag
 from kmipd.protocol.attributes import Attribute
@@ -78,10 +84,8 @@ async def handle(ctx: RequestContext, request: ReKeyRequest) -> ReKeyResponse:
         stored.value("Cryptographic Algorithm"), stored.value("Cryptographic Length")
     )
     body = symmetric_key(algorithm, length, material_bytes(algorithm, length))
-    digest = digest_attribute(body)
-    if digest is not None:
-        stored.delete("Digest")
-        stored.add(digest)
+    stored.delete("Fresh")
+    server_attributes(stored, body, ctx.now, generated=True)
     stored.add(link(LinkType.REPLACED_OBJECT_LINK, old.uid))
     new = await ctx.objects.create(
         ctx.instance, ObjectType.SYMMETRIC_KEY, body, stored, ctx.now, State.PRE_ACTIVE

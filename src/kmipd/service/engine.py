@@ -160,6 +160,10 @@ class KmipEngine:
             log.exception("operation %s failed", _operation_name(operation))
             return _failed(item, ResultReason.GENERAL_FAILURE, GENERIC_FAILURE)
         uid = getattr(payload, "unique_identifier", None)
+        if uid is None:
+            # Locate: the ID Placeholder becomes the (first) object found.
+            found = getattr(payload, "unique_identifiers", None)
+            uid = found[0] if found else None
         if isinstance(uid, str):
             ctx.id_placeholder = uid
         return messages.ResponseBatchItem(
