@@ -336,6 +336,15 @@ class Comparer:
         if expected.tag == Tag.RESPONSE_PAYLOAD and any(c.tag in _NAME_LISTS for c in exp):
             self._match_unordered(elems, exp, act, path, _NAME_LISTS)
             return
+        # Attributes come in no order the spec defines (Get Attributes of all attributes):
+        # each expected one must be there with its value; extras are allowed (README).
+        if expected.tag == Tag.RESPONSE_PAYLOAD and any(c.tag == Tag.ATTRIBUTE for c in exp):
+            self._match_unordered(elems, exp, act, path, frozenset({Tag.ATTRIBUTE}))
+            return
+        if expected.tag == Tag.ATTRIBUTES:
+            tags = frozenset(c.tag for c in exp) | frozenset(c.tag for c in act)
+            self._match_unordered(elems, exp, act, path, tags)
+            return
         extras = _EXTRA_ALLOWED[None] | _EXTRA_ALLOWED.get(expected.tag, frozenset())
         any_extra = expected.tag in _ANY_EXTRA_PARENTS
         i = j = 0

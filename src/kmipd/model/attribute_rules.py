@@ -34,7 +34,8 @@ RULES: dict[str, Rule] = {
     "Archive Date": _SERVER,
     "Lease Time": _SERVER,
     "Digest": _SERVER._replace(multi_valued=True),
-    "Certificate Type": _SERVER,
+    # Derived from the certificate; a client may state it (it must agree).
+    "Certificate Type": Rule(True, False, False, False),
     "Certificate Length": _SERVER,
     "Certificate Identifier": _SERVER,
     "Certificate Subject": _SERVER,
@@ -47,7 +48,8 @@ RULES: dict[str, Rule] = {
     "Original Creation Date": _SERVER,
     "Always Sensitive": _SERVER,
     "Never Extractable": _SERVER,
-    "Fresh": _SERVER,
+    # Set by the server, or given by the client when it registers the object (2.1 §4.25).
+    "Fresh": Rule(True, False, False, False),
     "Short Unique Identifier": _SERVER,
     "Key Format Type": _SERVER,
     # Set by the client when the object is made; fixed afterwards.

@@ -20,6 +20,7 @@ from kmipd.protocol._generated import (
 )
 from kmipd.protocol.attributes import Attribute, attribute_tag
 from kmipd.protocol.objects import Certificate, KeyValue, OpaqueObject
+from kmipd.protocol.payloads import requested_attributes
 from kmipd.protocol.tables import Version
 from kmipd.protocol.ttlv import (
     BOOLEAN,
@@ -272,3 +273,36 @@ async def _name_in_use(ctx: RequestContext, name: str, uid: str | None) -> bool:
         if other.attributes.count("Name") > 1 and name in name_values(other.attributes):
             return True
     return False
+
+
+async def template_attributes(ctx: RequestContext, payload: Any) -> list[Attribute]:
+    """The attributes of a 1.x Create/Register/ReKey request with its Templates applied.
+
+    A 1.x ``TemplateAttribute`` may name Template objects (deprecated in 1.3, gone in 2.0);
+    their attributes come first, and the request's own attributes replace single-valued
+    ones of the same name.
+    """
+    own = requested_attributes(payload)
+    template = getattr(payload, "template_attribute", None)
+    names = [] if template is None else list(template.names)
+    if not names:
+        return own
+    merged: list[Attribute] = []
+    for name in names:
+        value = name.find(Tag.NAME_VALUE) if isinstance(name, Item) else None
+        if value is None or not isinstance(value.value, str):
+            raise KmipError(ResultReason.INVALID_FIELD, "a template is named without a value")
+        found = [
+            o
+            for o in await ctx.objects.find(
+                ObjectQuery(ctx.instance, object_types=(int(ObjectType.TEMPLATE),))
+            )
+            if value.value in name_values(o.attributes)
+        ]
+        if not found:
+            raise KmipError(ResultReason.ITEM_NOT_FOUND, "no Template with this Name")
+        body = await ctx.objects.load_body(found[0])
+        merged.extend(a for a in body.attributes if a.name != "Name")
+    given = {a.name for a in own}
+    kept = [a for a in merged if a.name not in given or a.name.startswith(("x-", "y-"))]
+    return kept + own

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kmipd.model.attribute_rules import rule
-from kmipd.operations._common import update
+from kmipd.operations._common import check_unique_names, name_values, update
 from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import AddAttributeRequest, AddAttributeResponse
@@ -27,6 +27,10 @@ async def handle(ctx: RequestContext, request: AddAttributeRequest) -> AddAttrib
         raise KmipError(
             ResultReason.ATTRIBUTE_READ_ONLY, f"attribute {attribute.name!r} is set by the server"
         )
+
+    if attribute.name == "Name":
+        # Unique among the instance's objects, this one included (KMIP 2.1 §4.41).
+        await check_unique_names(ctx, name_values([attribute]), None)
 
     def add(obj: ManagedObject) -> int:
         if obj.attributes.count(attribute.name) and not found.multi_valued:

@@ -11,6 +11,7 @@ from kmipd.operations._common import (
     name_values,
     new_attribute_set,
     server_attributes,
+    template_attributes,
 )
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
@@ -21,7 +22,7 @@ from kmipd.protocol._generated import (
     State,
 )
 from kmipd.protocol.objects import KeyBlock, KeyValue, SymmetricKey
-from kmipd.protocol.payloads import CreateRequest, CreateResponse, requested_attributes
+from kmipd.protocol.payloads import CreateRequest, CreateResponse
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
 
@@ -88,7 +89,7 @@ async def handle(ctx: RequestContext, request: CreateRequest) -> CreateResponse:
         raise KmipError(
             ResultReason.INVALID_OBJECT_TYPE, "Create makes symmetric keys; register other objects"
         )
-    attributes = requested_attributes(request)
+    attributes = await template_attributes(ctx, request)
     check_client_attributes(attributes)
     stored = new_attribute_set(attributes, ctx.now)
     algorithm, length = check_symmetric(

@@ -18,6 +18,7 @@ from kmipd.operations._common import (
     name_values,
     new_attribute_set,
     server_attributes,
+    template_attributes,
 )
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
@@ -28,7 +29,7 @@ from kmipd.protocol._generated import (
     State,
     Tag,
 )
-from kmipd.protocol.objects import OBJECT_TYPES, Certificate, KeyBlock, KeyValue
+from kmipd.protocol.objects import OBJECT_TYPES, Certificate, KeyBlock, KeyValue, Template
 from kmipd.protocol.payloads import RegisterRequest, RegisterResponse, requested_attributes
 from kmipd.protocol.ttlv import ENUMERATION, INTEGER, Item
 from kmipd.service.context import RequestContext
@@ -112,11 +113,13 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
         raise KmipError(
             ResultReason.INVALID_OBJECT_TYPE, "the Object Type does not match the object"
         )
+    if object_type == ObjectType.TEMPLATE and ctx.version < (2, 0):
+        return await _register_template(ctx, request, body)
     if object_type not in REGISTRABLE:
         raise KmipError(
             ResultReason.INVALID_OBJECT_TYPE, "kmipd does not store objects of this type"
         )
-    attributes = requested_attributes(request)
+    attributes = await template_attributes(ctx, request)
     check_client_attributes(attributes)
     await check_unique_names(ctx, name_values(attributes), None)
     stored = new_attribute_set(attributes, ctx.now)
@@ -128,6 +131,13 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
         given = {a.name: a.value for a in attributes}
         for name, value, typ in _check_key_block(object_type, block, given):
             stored.set(name, value, typ)
+    given_type = stored.value("Certificate Type")
+    if isinstance(body, Certificate) and given_type not in (None, body.certificate_type):
+        raise KmipError(
+            ResultReason.INVALID_FIELD, "the Certificate Type differs from the object's"
+        )
+    if not isinstance(body, Certificate) and given_type is not None:
+        raise KmipError(ResultReason.INVALID_ATTRIBUTE, "Certificate Type is for certificates")
     if isinstance(body, Certificate) and body.certificate_type is not None:
         stored.set("Certificate Type", body.certificate_type, ENUMERATION)
         if body.certificate_value is not None:
@@ -139,4 +149,22 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
     apply_dates(obj, ctx.now)
     if obj.state != State.PRE_ACTIVE:
         await ctx.objects.save(obj, ctx.now)
+    return RegisterResponse(unique_identifier=obj.uid)
+
+
+async def _register_template(
+    ctx: RequestContext, request: RegisterRequest, body: Template
+) -> RegisterResponse:
+    """A 1.x Template: a named set of attributes for later Create/Register requests. Its
+    Name may be given in the Template itself or in the request's TemplateAttribute."""
+    template_attrs = list(body.attributes)
+    check_client_attributes(template_attrs)
+    own = requested_attributes(request)
+    check_client_attributes(own)
+    names = [a for a in own + template_attrs if a.name == "Name"]
+    await check_unique_names(ctx, name_values(names), None)
+    stored = new_attribute_set([a for a in own if a.name != "Name"] + names, ctx.now)
+    obj = await ctx.objects.create(
+        ctx.instance, ObjectType.TEMPLATE, body, stored, ctx.now, State.PRE_ACTIVE
+    )
     return RegisterResponse(unique_identifier=obj.uid)

@@ -481,8 +481,16 @@ def _compile(cls: type, version: Version) -> tuple[Callable[..., Any], Callable[
             if spec.required:
                 enc.insert(-2, f"    if not obj.{name}:\n        encode_missing(cls, {name!r})")
         else:
+            # A list field whose 2.x form is one structure (Attributes): absent decodes as [],
+            # and an optional empty list is left off the wire (clients reject empty ones).
+            list_valued = any(f.repeated for f in spec.forms)
+            if list_valued:
+                dec_checks.append(f"    if {var} is None:\n        {var} = []")
             enc.append(f"    v = obj.{name}")
-            enc.append("    if v is not None:")
+            if list_valued and not spec.required:
+                enc.append("    if v:")
+            else:
+                enc.append("    if v is not None:")
             enc.append(f"        append({enc_expr})")
             if spec.required:
                 enc.append("    else:")

@@ -105,10 +105,10 @@ class ObjectRepository:
 
     async def get(self, instance: str, uid: Any, *, load_body: bool = False) -> ManagedObject:
         if not isinstance(uid, str) or not uid:
-            raise KmipError(ResultReason.ITEM_NOT_FOUND, "no object with this Unique Identifier")
+            raise KmipError(ResultReason.OBJECT_NOT_FOUND, "no object with this Unique Identifier")
         record = await self._store.get_object(instance, uid)
         if record is None:
-            raise KmipError(ResultReason.ITEM_NOT_FOUND, "no object with this Unique Identifier")
+            raise KmipError(ResultReason.OBJECT_NOT_FOUND, "no object with this Unique Identifier")
         obj = _from_record(record)
         if load_body:
             await self.load_body(obj)
