@@ -7,6 +7,7 @@ from one that does not exist: both raise Item Not Found with the same message.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -23,6 +24,8 @@ from kmipd.protocol.objects import MANAGED_OBJECTS, OBJECT_TYPES
 from kmipd.service.errors import ConcurrentUpdate, KmipError
 from kmipd.store.records import ObjectQuery, ObjectRecord
 from kmipd.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
 
 # Object type -> (tag, class) of its KMIP structure.
 _STRUCTURES: dict[ObjectType, tuple[int, type]] = {
@@ -124,8 +127,19 @@ class ObjectRepository:
         try:
             key = await self._keys.key(obj.instance, envelope.sealed_version(record.sealed))
             plaintext = envelope.unseal(key, obj.instance, obj.uid, record.sealed)
-        except (RootKeyUnavailable, envelope.SealError):
+        except RootKeyUnavailable:
             raise _root_key_error() from None
+        except envelope.SealError:
+            # Not the client's doing: the row was altered or copied from another slot.
+            log.error(
+                "object %s of instance %s: stored material fails its integrity check",
+                obj.uid,
+                obj.instance,
+            )
+            raise KmipError(
+                ResultReason.CRYPTOGRAPHIC_FAILURE,
+                "the object's stored material failed its integrity check",
+            ) from None
         cls = _STRUCTURES[obj.object_type][1]
         obj.body = from_item(cls, ttlv.decode(plaintext, _BODY_LIMITS), _BODY_VERSION)
         return obj.body
