@@ -92,6 +92,25 @@ RULES: dict[str, Rule] = {
     "Rotate Offset": Rule(True, True, True, False),
 }
 
+# 2.x attributes derived from a certificate's subject and issuer names (Certificate Subject
+# CN, Certificate Issuer O, ...): set by the server only.
+for _role in ("Subject", "Issuer"):
+    for _part in (
+        "CN",
+        "O",
+        "OU",
+        "Email",
+        "C",
+        "ST",
+        "L",
+        "UID",
+        "Serial Number",
+        "Title",
+        "DC",
+        "DN Qualifier",
+    ):
+        RULES[f"Certificate {_role} {_part}"] = _SERVER._replace(multi_valued=True)
+
 _CLIENT_CUSTOM = Rule(set_by_client=True, modifiable=True, deletable=True, multi_valued=True)
 _SERVER_CUSTOM = _SERVER._replace(multi_valued=True)
 

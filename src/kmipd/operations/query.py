@@ -25,6 +25,8 @@ async def handle(ctx: RequestContext, request: QueryRequest) -> QueryResponse:
         ]
     if QueryFunction.QUERY_OBJECTS in functions:
         response.object_types = [ObjectType(t) for t in ctx.server.object_types]
+        if ctx.version < (2, 0):  # 1.x Templates can be registered (gone in 2.0)
+            response.object_types.append(ObjectType.TEMPLATE)
     if QueryFunction.QUERY_SERVER_INFORMATION in functions:
         response.vendor_identification = ctx.server.vendor_identification
         response.server_information = Item(Tag.SERVER_INFORMATION, STRUCTURE, [])

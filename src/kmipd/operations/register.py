@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kmipd.operations._attributes import check_client_attributes
+from kmipd.operations._certificates import certificate_attributes
 from kmipd.operations._common import (
     apply_dates,
     check_unique_names,
@@ -21,6 +22,7 @@ from kmipd.operations._common import (
     template_attributes,
 )
 from kmipd.protocol._generated import (
+    CertificateType,
     CryptographicAlgorithm,
     KeyFormatType,
     ObjectType,
@@ -142,6 +144,9 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
         stored.set("Certificate Type", body.certificate_type, ENUMERATION)
         if body.certificate_value is not None:
             stored.set("Certificate Length", len(body.certificate_value), INTEGER)
+            if body.certificate_type == CertificateType.X_509:
+                for attribute in certificate_attributes(body.certificate_value):
+                    stored.add(attribute)
     server_attributes(stored, body, ctx.now, generated=False)
     obj = await ctx.objects.create(
         ctx.instance, object_type, body, stored, ctx.now, State.PRE_ACTIVE
