@@ -11,8 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmipd import __version__, config
+from kmipd.api.app import build_api
+from kmipd.api.auth import ApiAuth, load_signing_key
+from kmipd.api.deps import ApiServices
+from kmipd.api.server import HttpsServer
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring
+from kmipd.metrics import Metrics
 from kmipd.operations import REGISTRY
 from kmipd.protocol._generated import ObjectType
 from kmipd.protocol.tables import VERSIONS
@@ -86,7 +91,10 @@ class App:
     keyring: Keyring
     engine: KmipEngine
     identities: IdentityResolver
+    auth: ApiAuth
+    metrics: Metrics
     listener: KmipListener | None = None
+    https: HttpsServer | None = None
     trust_generation: int = 0  # bumped whenever the trusted certificates change
     _context: ssl.SSLContext | None = None
     _context_key: tuple[str, ...] = ()
@@ -107,7 +115,29 @@ class App:
             object_types=SUPPORTED_OBJECT_TYPES,
         )
         engine = KmipEngine(repository, server, settings.limits.limits())
-        return cls(settings, store, keyring, engine, IdentityResolver(store))
+        auth = ApiAuth(store, load_signing_key(settings.data_dir))
+        return cls(settings, store, keyring, engine, IdentityResolver(store), auth, Metrics())
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await self.store.ping()
+            checks["store"] = "ok"
+        except Exception as exc:  # report, never raise, from a health check
+            checks["store"] = f"failed: {type(exc).__name__}"
+        try:
+            self.keyring.list()
+            checks["root_key_provider"] = "ok"
+        except Exception as exc:
+            checks["root_key_provider"] = f"failed: {type(exc).__name__}"
+        return checks
+
+    async def metrics_text(self) -> bytes:
+        listener = self.listener
+        return await self.metrics.render(
+            lambda: listener.active_connections if listener is not None else 0,
+            self.store.count_objects,
+        )
 
     async def _refresh_trust(self) -> None:
         certificates = await self.store.certificates()
@@ -143,44 +173,64 @@ class App:
             return None
         return _KmipSession(self, peer, client, generation)
 
-    async def start(self, kmip_port: int | None = None) -> None:
+    async def start(self) -> None:
         await self.store.open()
         await self._refresh_trust()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_trust_forever())
         self.listener = KmipListener(
             self.settings.kmip, self.tls_context, self._session, self.settings.limits.limits()
         )
-        await self.listener.start(port=kmip_port)
+        await self.listener.start()
+        s = self.settings
+        services = ApiServices(self.auth, self.readiness, self.metrics_text, {})
+        self.https = HttpsServer(
+            build_api(services),
+            s.https.host,
+            s.https.port,
+            s.path(s.tls.certificate),
+            s.path(s.tls.private_key),
+        )
+        await self.https.start()
 
     async def close(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        if self.https is not None:
+            await self.https.close()
         if self.listener is not None:
             await self.listener.close()
         await self.store.close()
 
 
-async def serve(settings: config.Settings, kmip_port: int | None = None) -> None:
+async def serve(settings: config.Settings) -> None:
     """Run until SIGINT or SIGTERM."""
     app = App.build(settings)
-    await app.start(kmip_port)
-    assert app.listener is not None
+    try:
+        await app.start()
+    except BaseException:
+        await app.close()
+        raise
+    assert app.listener is not None and app.https is not None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    kmip_ports = ",".join(map(str, app.listener.ports))
+    https_ports = ",".join(map(str, app.https.ports))
     log.info(
-        "kmipd %s serving KMIP on %s port %s (data directory %s)",
+        "kmipd %s serving KMIP on %s port %s and HTTPS on %s port %s (data directory %s)",
         __version__,
         settings.kmip.host,
-        ",".join(map(str, app.listener.ports)),
+        kmip_ports,
+        settings.https.host,
+        https_ports,
         settings.data_dir,
     )
     print(
-        f"kmipd {__version__}: KMIP on {settings.kmip.host}:"
-        f"{','.join(map(str, app.listener.ports))}, data in {settings.data_dir}",
+        f"kmipd {__version__}: KMIP on {settings.kmip.host}:{kmip_ports}, HTTPS on "
+        f"{settings.https.host}:{https_ports}, data in {settings.data_dir}",
         flush=True,
     )
     try:

@@ -8,7 +8,6 @@ and the Key Protect-compatible instance GUID in DIR/keyprotect-instance-id.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,14 +16,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from kmipd import config, pki
+from kmipd.api.auth import Role, hash_secret, load_signing_key, new_secret
 from kmipd.keys.keyring import Keyring
 from kmipd.service.identity import certificate_subject
-from kmipd.store.records import CertificateRecord, InstanceRecord
+from kmipd.store.records import ApiKeyRecord, CertificateRecord, InstanceRecord
 from kmipd.transport.tls import fingerprint
 
 DEFAULT_INSTANCE = "default"
 API_KEY_FILE = "admin-api-key"
 KEYPROTECT_ID_FILE = "keyprotect-instance-id"
+ADMIN_SERVICE_ID = "admin"
 
 
 class AlreadyInitialised(Exception):
@@ -79,9 +80,11 @@ def initialise(
     pki.write_private(client_dir / "client-key.pem", client.private_key_pem())
 
     root_key_id = Keyring.in_data_dir(data_dir).create(f"root key of instance {DEFAULT_INSTANCE}")
-    asyncio.run(_create_default_instance(settings, root_key_id, client))
+    api_key = new_secret()
+    asyncio.run(_create_default_instance(settings, root_key_id, client, api_key))
+    load_signing_key(data_dir)
 
-    pki.write_private(data_dir / API_KEY_FILE, (secrets.token_urlsafe(32) + "\n").encode())
+    pki.write_private(data_dir / API_KEY_FILE, (api_key + "\n").encode())
     pki.write_public(data_dir / KEYPROTECT_ID_FILE, (str(uuid.uuid4()) + "\n").encode())
     # Written last: its presence is what marks the directory as initialised.
     pki.write_public(data_dir / config.CONFIG_FILE, config.render(settings).encode())
@@ -95,7 +98,7 @@ def initialise(
 
 
 async def _create_default_instance(
-    settings: config.Settings, root_key_id: str, client: pki.Issued
+    settings: config.Settings, root_key_id: str, client: pki.Issued, api_key: str
 ) -> None:
     from kmipd.app import open_store  # the composition root knows which store a URL means
 
@@ -113,6 +116,16 @@ async def _create_default_instance(
                 subject=certificate_subject(client.certificate),
                 is_ca=False,
                 created=now,
+            )
+        )
+        await store.add_api_key(
+            ApiKeyRecord(
+                id=str(uuid.uuid4()),
+                service_id=ADMIN_SERVICE_ID,
+                role=Role.MANAGER.label,
+                secret_hash=hash_secret(api_key),
+                created=now,
+                description="made by kmipd init",
             )
         )
     finally:

@@ -89,10 +89,19 @@ class KmipConnection:
 class KmipdServer:
     data_dir: Path
     kmip_port: int
+    https_port: int = 0
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _instances: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+
+    @property
+    def https_url(self) -> str:
+        return f"https://{self.host}:{self.https_port}"
+
+    @property
+    def admin_api_key(self) -> str:
+        return (self.data_dir / "admin-api-key").read_text().strip()
 
     @property
     def ca(self) -> Path:
@@ -286,6 +295,8 @@ class KmipdServer:
                 str(self.data_dir),
                 "--kmip-port",
                 str(self.kmip_port),
+                "--https-port",
+                str(self.https_port),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -297,7 +308,8 @@ class KmipdServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"kmipd serve exited: {self.log()}")
             try:
-                socket.create_connection((self.host, self.kmip_port), timeout=0.2).close()
+                for port in (self.kmip_port, self.https_port):
+                    socket.create_connection((self.host, port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
@@ -326,7 +338,7 @@ class KmipdServer:
 
 def init_server(data_dir: Path) -> KmipdServer:
     """``kmipd init`` a data directory on a free port (not started)."""
-    port = free_port()
+    port, https_port = free_port(), free_port()
     subprocess.run(
         [
             sys.executable,
@@ -337,8 +349,10 @@ def init_server(data_dir: Path) -> KmipdServer:
             str(data_dir),
             "--kmip-port",
             str(port),
+            "--https-port",
+            str(https_port),
         ],
         check=True,
         capture_output=True,
     )
-    return KmipdServer(data_dir=data_dir, kmip_port=port)
+    return KmipdServer(data_dir=data_dir, kmip_port=port, https_port=https_port)

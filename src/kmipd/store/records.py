@@ -77,3 +77,16 @@ class Snapshot:
 
     instances: list[InstanceRecord] = field(default_factory=list)
     certificates: list[CertificateRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key of a service ID. Only the SHA-256 of the secret is stored."""
+
+    id: str
+    service_id: str
+    role: str
+    secret_hash: str
+    created: int
+    revoked: int | None = None
+    description: str = ""

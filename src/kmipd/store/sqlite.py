@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kmipd.store.records import (
+    ApiKeyRecord,
     CertificateRecord,
     InstanceRecord,
     ObjectQuery,
@@ -64,6 +65,15 @@ CREATE TABLE IF NOT EXISTS objects (
     updated INTEGER NOT NULL,
     last_fetched INTEGER,
     revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL,
+    revoked INTEGER,
+    description TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS objects_instance ON objects (instance, object_type, state);
 CREATE INDEX IF NOT EXISTS objects_name ON objects (instance, name);
@@ -199,6 +209,53 @@ class SqliteStore:
         )
         return [WrappingKeyRecord(*row) for row in rows]
 
+    # -- API keys ------------------------------------------------------------------------
+
+    async def add_api_key(self, record: ApiKeyRecord) -> None:
+        await self._run(
+            self._write,
+            "INSERT INTO api_keys (id, service_id, role, secret_hash, created, revoked, "
+            "description) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id,
+                record.service_id,
+                record.role,
+                record.secret_hash,
+                record.created,
+                record.revoked,
+                record.description,
+            ),
+        )
+
+    async def api_key(
+        self, *, key_id: str | None = None, secret_hash: str | None = None
+    ) -> ApiKeyRecord | None:
+        column, value = ("id", key_id) if key_id is not None else ("secret_hash", secret_hash)
+        rows = await self._run(
+            self._query,
+            "SELECT id, service_id, role, secret_hash, created, revoked, description "
+            f"FROM api_keys WHERE {column} = ?",
+            (value,),
+        )
+        return ApiKeyRecord(*rows[0]) if rows else None
+
+    async def api_keys(self) -> list[ApiKeyRecord]:
+        rows = await self._run(
+            self._query,
+            "SELECT id, service_id, role, secret_hash, created, revoked, description "
+            "FROM api_keys ORDER BY created, id",
+            (),
+        )
+        return [ApiKeyRecord(*row) for row in rows]
+
+    async def revoke_api_key(self, key_id: str, when: int) -> bool:
+        count = await self._run(
+            self._write,
+            "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
+            (when, key_id),
+        )
+        return count > 0
+
     # -- objects -------------------------------------------------------------------------
 
     def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -276,6 +333,20 @@ class SqliteStore:
             self._write, "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance)
         )
         return count > 0
+
+    async def count_objects(self) -> dict[str, int]:
+        """Managed objects per instance (every instance, zero included)."""
+        rows = await self._run(
+            self._query,
+            "SELECT i.name, COUNT(o.uid) FROM instances i LEFT JOIN objects o "
+            "ON o.instance = i.name GROUP BY i.name ORDER BY i.name",
+            (),
+        )
+        return {name: count for name, count in rows}
+
+    async def ping(self) -> None:
+        """Raises when the database cannot answer."""
+        await self._run(self._query, "SELECT 1", ())
 
     async def find_objects(self, query: ObjectQuery) -> list[ObjectRecord]:
         clauses = ["instance = ?"]

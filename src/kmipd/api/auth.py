@@ -1,0 +1,166 @@
+"""API keys, roles and bearer tokens.
+
+An API key belongs to a named service ID and has one role. Only its SHA-256 is stored: the
+key is 256 random bits, so a plain hash cannot be brute-forced and lets kmipd find the key by
+its hash. The IAM-compatible token endpoint trades an API key for a short-lived JWT (HS256,
+signed with a key kept in the data directory, so every node of a cluster accepts it).
+Every request checks that the key behind a token is still valid, so revoking a key also
+refuses the tokens it obtained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import jwt
+
+from kmipd.store.records import ApiKeyRecord
+from kmipd.store.sqlite import SqliteStore
+
+TOKEN_LIFETIME = 3600
+TOKEN_ISSUER = "kmipd"
+SIGNING_KEY_FILE = "api-token-key"
+API_KEY_PREFIX = "kmipd-"
+
+
+class Role(IntEnum):
+    """Each role can do everything the roles below it can."""
+
+    READER = 1  # read, wrap, unwrap
+    WRITER = 2  # + create, rotate, upload certificates
+    MANAGER = 3  # + delete, disable, restore, manage API keys
+
+    @property
+    def label(self) -> str:
+        return self.name.title()
+
+    @classmethod
+    def parse(cls, text: str) -> Role:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown role {text!r}; use Reader, Writer or Manager") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a service ID, through one of its API keys."""
+
+    service_id: str
+    role: Role
+    key_id: str
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def new_secret() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def load_signing_key(data_dir: Path) -> bytes:
+    """The token signing key in DIR/api-token-key, made (mode 0600) on first use."""
+    path = data_dir / SIGNING_KEY_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
+
+
+class ApiAuth:
+    def __init__(
+        self,
+        store: SqliteStore,
+        signing_key: bytes,
+        token_lifetime: int = TOKEN_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._signing_key = signing_key
+        self._token_lifetime = token_lifetime
+        self._clock = clock
+
+    @property
+    def store(self) -> SqliteStore:
+        return self._store
+
+    async def revoke(self, key_id: str) -> bool:
+        return await self._store.revoke_api_key(key_id, int(self._clock()))
+
+    async def create_key(
+        self, service_id: str, role: Role, description: str = ""
+    ) -> tuple[ApiKeyRecord, str]:
+        """A new API key; the secret is returned once and never stored."""
+        secret = new_secret()
+        record = ApiKeyRecord(
+            id=str(uuid.uuid4()),
+            service_id=service_id,
+            role=role.label,
+            secret_hash=hash_secret(secret),
+            created=int(self._clock()),
+            description=description,
+        )
+        await self._store.add_api_key(record)
+        return record, secret
+
+    async def from_api_key(self, secret: str) -> Principal | None:
+        record = await self._store.api_key(secret_hash=hash_secret(secret))
+        return _principal(record)
+
+    def issue_token(self, principal: Principal) -> tuple[str, int, int]:
+        """A bearer token for ``principal``: (token, issued at, expires at)."""
+        now = int(self._clock())
+        expires = now + self._token_lifetime
+        claims = {
+            "iss": TOKEN_ISSUER,
+            "sub": principal.service_id,
+            "kid": principal.key_id,
+            "role": principal.role.label,
+            "iat": now,
+            "exp": expires,
+            "jti": secrets.token_hex(8),
+        }
+        return jwt.encode(claims, self._signing_key, algorithm="HS256"), now, expires
+
+    async def from_bearer(self, credential: str) -> Principal | None:
+        """A token issued here, or (for convenience) an API key itself."""
+        if credential.startswith(API_KEY_PREFIX):
+            return await self.from_api_key(credential)
+        try:
+            claims = jwt.decode(
+                credential,
+                self._signing_key,
+                algorithms=["HS256"],
+                issuer=TOKEN_ISSUER,
+                options={"require": ["exp", "iat", "kid"]},
+                leeway=0,
+            )
+        except jwt.PyJWTError:
+            return None
+        if claims["exp"] <= self._clock():
+            return None
+        record = await self._store.api_key(key_id=str(claims["kid"]))
+        return _principal(record)
+
+
+def _principal(record: ApiKeyRecord | None) -> Principal | None:
+    if record is None or record.revoked is not None:
+        return None
+    return Principal(record.service_id, Role.parse(record.role), record.id)

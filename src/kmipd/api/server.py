@@ -1,0 +1,69 @@
+"""The HTTPS listener: uvicorn serving the ASGI app inside kmipd's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Generator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: kmipd's serve loop owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpsServer:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, certificate: Path, private_key: Path
+    ) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=str(certificate),
+            ssl_keyfile=str(private_key),
+            ssl_version=ssl.PROTOCOL_TLS_SERVER,
+            ssl_ciphers="ECDHE+AESGCM:ECDHE+CHACHA20",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            limit_concurrency=1000,
+            timeout_keep_alive=30,
+            h11_max_incomplete_event_size=64 * 1024,
+        )
+        self._server = _EmbeddedServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ports(self) -> list[int]:
+        return sorted(
+            {s.getsockname()[1] for server in self._server.servers for s in server.sockets}
+        )
+
+    async def start(self) -> None:
+        config = self._server.config
+        if not config.loaded:
+            config.load()
+        if config.ssl is not None:
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+            config.ssl.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        self._task = asyncio.get_running_loop().create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises what made it stop (e.g. the port is taken)
+                raise OSError("the HTTPS server stopped while starting")
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,50 @@
+"""Prometheus metrics of one kmipd process, in a registry of its own (not the global one)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.kmip_requests = Counter(
+            "kmipd_kmip_batch_items",
+            "KMIP batch items processed, by operation and result",
+            ["operation", "result"],
+            registry=self.registry,
+        )
+        self.kmip_latency = Histogram(
+            "kmipd_kmip_message_seconds",
+            "Time to answer one KMIP request message",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.open_connections = Gauge(
+            "kmipd_kmip_open_connections", "Open KMIP connections", registry=self.registry
+        )
+        self.handshake_failures = Counter(
+            "kmipd_kmip_handshake_failures",
+            "Failed KMIP TLS handshakes",
+            registry=self.registry,
+        )
+        self.keys = Gauge(
+            "kmipd_managed_objects",
+            "Managed objects per instance",
+            ["instance"],
+            registry=self.registry,
+        )
+
+    async def render(
+        self,
+        open_connections: Callable[[], int],
+        objects_per_instance: Callable[[], Awaitable[dict[str, int]]],
+    ) -> bytes:
+        self.open_connections.set(open_connections())
+        counts = await objects_per_instance()
+        self.keys.clear()
+        for instance, count in counts.items():
+            self.keys.labels(instance=instance).set(count)
+        return generate_latest(self.registry)
