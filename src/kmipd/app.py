@@ -146,7 +146,10 @@ class App:
             s = self.settings
             trusted = [s.path(s.tls.ca).read_bytes()] + [c.pem.encode() for c in certificates]
             self._context = tls.server_context(
-                s.path(s.tls.certificate), s.path(s.tls.private_key), trusted
+                s.path(s.tls.certificate),
+                s.path(s.tls.private_key),
+                trusted,
+                legacy_ciphers=s.kmip.legacy_tls_ciphers,
             )
             if self._context_key != key:
                 self.trust_generation += 1

@@ -27,6 +27,9 @@ class KmipSettings:
     # Seconds a connection may sit idle between messages.
     idle_timeout: float = 600.0
     max_connections: int = 1000
+    # Also offer TLS_RSA_WITH_AES_{128,256}_CBC_SHA256, the suites the KMIP 1.4 profiles
+    # name, for old clients. They lack forward secrecy: off unless a client needs them.
+    legacy_tls_ciphers: bool = False
 
 
 @dataclass(frozen=True, slots=True)
