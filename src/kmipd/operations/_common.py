@@ -19,7 +19,7 @@ from kmipd.protocol._generated import (
     Tag,
 )
 from kmipd.protocol.attributes import Attribute, attribute_tag
-from kmipd.protocol.objects import Certificate, KeyValue, OpaqueObject
+from kmipd.protocol.objects import Certificate, KeyValue, OpaqueObject, SecretData
 from kmipd.protocol.payloads import requested_attributes
 from kmipd.protocol.tables import Version
 from kmipd.protocol.ttlv import (
@@ -210,10 +210,15 @@ def first(values: list[Any]) -> Any:
 
 
 def key_material(body: Any) -> bytes | None:
-    """The bytes a Digest is computed over: Raw/Opaque key material, opaque data, a
-    certificate; None for structured (Transparent) or wrapped material."""
-    if isinstance(body, OpaqueObject):
-        return body.opaque_data_value
+    """The bytes a Digest is computed over: Raw/Opaque key material, a certificate; None for
+    structured (Transparent) or wrapped material.
+
+    Secret Data (passwords) and Opaque Objects get no Digest: attributes are stored
+    unencrypted, and an unsalted SHA-256 of a low-entropy secret could be guessed offline
+    by anyone who reads the database.
+    """
+    if isinstance(body, OpaqueObject | SecretData):
+        return None
     if isinstance(body, Certificate):
         return body.certificate_value
     block = getattr(body, "key_block", None)
