@@ -15,7 +15,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_SIZE = 2048
@@ -93,13 +94,28 @@ def _leaf(
     now: dt.datetime | None,
     days: int,
 ) -> Issued:
-    now = now or _now()
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE)
+    certificate = _leaf_certificate(
+        ca, _name(common_name), key.public_key(), usage, sans, now, days
+    )
+    return Issued(certificate, key)
+
+
+def _leaf_certificate(
+    ca: Issued,
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    usage: x509.ObjectIdentifier,
+    sans: list[x509.GeneralName],
+    now: dt.datetime | None,
+    days: int,
+) -> x509.Certificate:
+    now = now or _now()
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
+        .subject_name(subject)
         .issuer_name(ca.certificate.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
@@ -126,7 +142,7 @@ def _leaf(
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return Issued(builder.sign(ca.private_key, hashes.SHA256()), key)
+    return builder.sign(ca.private_key, hashes.SHA256())
 
 
 def default_server_names() -> list[str]:
@@ -160,6 +176,52 @@ def issue_client(
     ca: Issued, common_name: str, now: dt.datetime | None = None, days: int = 365 * LEAF_YEARS
 ) -> Issued:
     return _leaf(ca, common_name, ExtendedKeyUsageOID.CLIENT_AUTH, [], now, days)
+
+
+class CsrError(ValueError):
+    """A certificate signing request kmipd will not sign; the message says why."""
+
+
+def sign_csr(
+    ca: Issued,
+    csr: x509.CertificateSigningRequest,
+    now: dt.datetime | None = None,
+    days: int = 365 * LEAF_YEARS,
+) -> x509.Certificate:
+    """A client certificate for the key in ``csr`` (vCenter's "new certificate signing
+    request" flow): the CSR's subject and subject alternative names, kmipd's usages."""
+    if not csr.is_signature_valid:
+        raise CsrError("the CSR's signature does not verify; generate it again")
+    public_key = csr.public_key()
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < KEY_SIZE:
+            raise CsrError(f"the CSR's RSA key has {public_key.key_size} bits; use {KEY_SIZE}+")
+    elif not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise CsrError("the CSR's key must be RSA (2048 bits or more) or ECDSA")
+    if len(csr.subject) == 0:
+        raise CsrError("the CSR has an empty subject; give it at least a common name (CN)")
+    sans: list[x509.GeneralName] = []
+    try:
+        extension = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        sans = [
+            name
+            for name in extension.value
+            if isinstance(name, x509.DNSName | x509.IPAddress | x509.RFC822Name)
+        ]
+    return _leaf_certificate(
+        ca, csr.subject, public_key, ExtendedKeyUsageOID.CLIENT_AUTH, sans, now, days
+    )
+
+
+def load_ca(certificate: Path, private_key: Path) -> Issued:
+    """kmipd's CA from its PEM files (``DIR/pki/ca.pem``, ``DIR/pki/ca-key.pem``)."""
+    key = serialization.load_pem_private_key(private_key.read_bytes(), None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{private_key} does not hold an RSA private key")
+    return Issued(x509.load_pem_x509_certificate(certificate.read_bytes()), key)
 
 
 def write_private(path: Path, data: bytes) -> None:

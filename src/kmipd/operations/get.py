@@ -47,6 +47,7 @@ async def handle(ctx: RequestContext, request: GetRequest) -> GetResponse:
         obj.attributes.set("Fresh", False, BOOLEAN)
     if fresh or obj.last_fetched is None or ctx.now - obj.last_fetched >= LAST_FETCHED_RESOLUTION:
         obj.last_fetched = ctx.now
+        obj.last_fetched_by = ctx.client.fingerprint
         # Bookkeeping only: the hosts of a vSAN cluster fetch one KEK at the same moment, and
         # a lost race on "last fetched" must not fail a host's boot. The winner recorded a
         # fetch, or a later Get will.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kmipd.operations import REGISTRY
@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "the server could not complete the operation"
 
+# Called once per batch item that ran (after Batch Undo settled its result): the audit trail.
+AuditHook = Callable[
+    [ClientIdentity, messages.RequestBatchItem, messages.ResponseBatchItem], Awaitable[None]
+]
+
 
 def _ttlv_size(tree: Item) -> int:
     return len(ttlv.encode(tree))
@@ -50,7 +55,9 @@ class KmipEngine:
         server: ServerInfo,
         limits: Limits,
         clock: Callable[[], float] = time.time,
+        audit: AuditHook | None = None,
     ) -> None:
+        self._audit = audit
         self._objects = objects
         self._server = server
         self._limits = limits
@@ -132,6 +139,9 @@ class KmipEngine:
                     result.result_status = ResultStatus.OPERATION_UNDONE
             else:
                 log.warning("a batch could not be undone completely: concurrent changes")
+        if self._audit is not None:
+            for item, result in zip(request.batch_items, results, strict=False):
+                await self._audit(client, item, result)
         return results
 
     async def _run_item(

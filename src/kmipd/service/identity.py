@@ -26,6 +26,8 @@ class ClientIdentity:
     instance: str
     fingerprint: str
     subject: str
+    # The allowed certificate that admitted it: itself when pinned, else its trusted CA.
+    allowed_by: str = ""
 
 
 def certificate_subject(certificate: x509.Certificate) -> str:
@@ -48,10 +50,14 @@ class IdentityResolver:
         subject = certificate_subject(leaf)
         for record in certificates:
             if not record.is_ca and record.fingerprint == peer.certificate_fingerprint:
-                return ClientIdentity(record.instance, peer.certificate_fingerprint, subject)
+                return ClientIdentity(
+                    record.instance, peer.certificate_fingerprint, subject, record.fingerprint
+                )
         for record in certificates:
             if record.is_ca and _issued_by(leaf, record):
-                return ClientIdentity(record.instance, peer.certificate_fingerprint, subject)
+                return ClientIdentity(
+                    record.instance, peer.certificate_fingerprint, subject, record.fingerprint
+                )
         return None
 
 

@@ -51,6 +51,7 @@ class ManagedObject:
     body: Any = None  # the typed KMIP object (SymmetricKey, ...), None until loaded
     last_fetched: int | None = None
     _record: ObjectRecord | None = None
+    last_fetched_by: str | None = None  # fingerprint of the certificate that fetched it
 
 
 def new_uid() -> str:
@@ -154,6 +155,7 @@ class ObjectRepository:
         record.attributes = obj.attributes.to_bytes()
         record.updated = now
         record.last_fetched = obj.last_fetched
+        record.last_fetched_by = obj.last_fetched_by
         for column, value in _indexed(obj.attributes).items():
             setattr(record, column, value)
         if destroy_body:
@@ -239,6 +241,7 @@ def _from_record(record: ObjectRecord) -> ManagedObject:
         created=record.created,
         last_fetched=record.last_fetched,
         _record=record,
+        last_fetched_by=record.last_fetched_by,
     )
 
 

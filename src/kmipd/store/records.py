@@ -28,6 +28,7 @@ class ObjectRecord:
     name: str | None = None
     last_fetched: int | None = None
     revision: int = 0
+    last_fetched_by: str | None = None  # SHA-256 fingerprint of the fetching certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class CertificateRecord:
     subject: str
     is_ca: bool
     created: int
+    last_seen: int | None = None  # last KMIP connection that authenticated with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,3 +92,51 @@ class ApiKeyRecord:
     created: int
     revoked: int | None = None
     description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryRow:
+    """One object as the key inventory lists it: no sealed body, only whether it has one."""
+
+    uid: str
+    object_type: int
+    state: int
+    algorithm: int | None
+    length: int | None
+    attributes: bytes
+    created: int
+    updated: int
+    last_fetched: int | None
+    last_fetched_by: str | None
+    has_material: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audited action. Never holds key material, secrets or request bodies."""
+
+    time: int
+    actor: str  # certificate fingerprint (KMIP) or service ID (HTTPS)
+    channel: str  # "kmip" or "https"
+    action: str  # KMIP operation name, or "METHOD /route/{template}"
+    instance: str | None
+    uid: str | None
+    result: str  # "success" or "failure"
+    reason: str | None = None
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters (None means any) and one page of the audit trail, newest first."""
+
+    actor: str | None = None
+    action: str | None = None
+    instance: str | None = None
+    uid: str | None = None
+    result: str | None = None
+    channel: str | None = None
+    since: int | None = None
+    until: int | None = None
+    limit: int = 100
+    offset: int = 0

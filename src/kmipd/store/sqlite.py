@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kmipd.store.admin_queries import AdminQueries, migrate
 from kmipd.store.records import (
     ApiKeyRecord,
     CertificateRecord,
@@ -81,7 +82,7 @@ CREATE INDEX IF NOT EXISTS objects_name ON objects (instance, name);
 
 _OBJECT_COLUMNS = (
     "uid, instance, object_type, state, attributes, sealed, created, updated, algorithm, "
-    "length, name, last_fetched, revision"
+    "length, name, last_fetched, revision, last_fetched_by"
 )
 
 
@@ -89,7 +90,7 @@ class StoreError(Exception):
     """The store failed or refused a write; the message is safe to log, never to a client."""
 
 
-class SqliteStore:
+class SqliteStore(AdminQueries):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmipd-sqlite")
@@ -117,6 +118,7 @@ class SqliteStore:
         if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             raise StoreError("SQLite refused WAL mode")
         db.executescript(SCHEMA)
+        migrate(db)
         row = db.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
@@ -265,7 +267,7 @@ class SqliteStore:
         await self._run(
             self._write,
             f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _object_params(record),
         )
 
@@ -283,7 +285,8 @@ class SqliteStore:
             self._write,
             "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
             "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
-            "revision = revision + 1 WHERE uid = ? AND instance = ? AND revision = ?",
+            "last_fetched_by = ?, revision = revision + 1 "
+            "WHERE uid = ? AND instance = ? AND revision = ?",
             (
                 record.object_type,
                 record.state,
@@ -294,6 +297,7 @@ class SqliteStore:
                 record.length,
                 record.name,
                 record.last_fetched,
+                record.last_fetched_by,
                 record.uid,
                 record.instance,
                 record.revision,
@@ -309,7 +313,8 @@ class SqliteStore:
             self._write,
             "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
             "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
-            "revision = revision + 1 WHERE uid = ? AND instance = ? AND revision = ?",
+            "last_fetched_by = ?, revision = revision + 1 "
+            "WHERE uid = ? AND instance = ? AND revision = ?",
             (
                 record.object_type,
                 record.state,
@@ -320,6 +325,7 @@ class SqliteStore:
                 record.length,
                 record.name,
                 record.last_fetched,
+                record.last_fetched_by,
                 record.uid,
                 record.instance,
                 expected_revision,
@@ -390,4 +396,5 @@ def _object_params(r: ObjectRecord) -> tuple[Any, ...]:
         r.name,
         r.last_fetched,
         r.revision,
+        r.last_fetched_by,
     )

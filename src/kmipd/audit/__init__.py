@@ -1,0 +1,5 @@
+"""The audit trail: who did what, to which instance and object, with what result."""
+
+from kmipd.audit.log import AuditLog
+
+__all__ = ["AuditLog"]

@@ -1,0 +1,211 @@
+"""What the management API asks of the SQLite store: instance deletion, certificate
+"last seen", the key inventory and the audit trail.
+
+A mixin of :class:`kmipd.store.sqlite.SqliteStore` (it uses the store's worker thread and
+connection), kept apart so the store's core stays small. The columns and the table it adds are
+created by :func:`migrate`, which ``SqliteStore`` runs when it opens a database, old ones
+included.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kmipd.store.records import AuditQuery, AuditRecord, CertificateRecord, InventoryRow
+
+T = TypeVar("T")
+
+AUDIT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    action TEXT NOT NULL,
+    instance TEXT,
+    uid TEXT,
+    result TEXT NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
+CREATE INDEX IF NOT EXISTS audit_instance ON audit (instance, time);
+CREATE INDEX IF NOT EXISTS audit_uid ON audit (uid);
+"""
+
+# (table, column, declaration): columns added after a database was first made.
+_ADDED_COLUMNS = (
+    ("certificates", "last_seen", "INTEGER"),
+    ("objects", "last_fetched_by", "TEXT"),
+)
+
+_AUDIT_COLUMNS = "seq, time, actor, channel, action, instance, uid, result, reason"
+_CERTIFICATE_COLUMNS = "fingerprint, instance, pem, subject, is_ca, created, last_seen"
+_INVENTORY_COLUMNS = (
+    "uid, object_type, state, algorithm, length, attributes, created, updated, "
+    "last_fetched, last_fetched_by, sealed IS NOT NULL"
+)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Add what the management API needs to a database (idempotent)."""
+    db.executescript(AUDIT_SCHEMA)
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _certificate(row: tuple[Any, ...]) -> CertificateRecord:
+    return CertificateRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
+
+
+class AdminQueries:
+    """Mixed into the store; relies on its ``_run``, ``_query`` and ``_conn``."""
+
+    _run: Callable[..., Any]
+    _query: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+    _conn: Callable[[], sqlite3.Connection]
+
+    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
+        db = self._conn()
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            return [db.execute(sql, params).rowcount for sql, params in statements]
+
+    # -- instances -----------------------------------------------------------------------
+
+    async def delete_instance(self, name: str) -> bool:
+        """Remove an instance with its objects, certificates and wrapping keys, in one
+        transaction. True if it was there."""
+        counts = await self._run(
+            self._transaction,
+            [
+                ("DELETE FROM objects WHERE instance = ?", (name,)),
+                ("DELETE FROM certificates WHERE instance = ?", (name,)),
+                ("DELETE FROM wrapping_keys WHERE instance = ?", (name,)),
+                ("DELETE FROM instances WHERE name = ?", (name,)),
+            ],
+        )
+        return bool(counts[-1])
+
+    async def object_counts(self, instance: str) -> dict[int, int]:
+        """How many objects ``instance`` has, per state."""
+        rows = await self._run(
+            self._query,
+            "SELECT state, COUNT(*) FROM objects WHERE instance = ? GROUP BY state",
+            (instance,),
+        )
+        return {int(state): int(count) for state, count in rows}
+
+    # -- certificates --------------------------------------------------------------------
+
+    async def certificate_details(
+        self, instance: str | None = None, fingerprint: str | None = None
+    ) -> list[CertificateRecord]:
+        """Certificates with their ``last_seen``; of one instance and/or one fingerprint."""
+        clauses, params = [], []
+        if instance is not None:
+            clauses.append("instance = ?")
+            params.append(instance)
+        if fingerprint is not None:
+            clauses.append("fingerprint = ?")
+            params.append(fingerprint)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._run(
+            self._query,
+            f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates{where} ORDER BY created, fingerprint",
+            tuple(params),
+        )
+        return [_certificate(row) for row in rows]
+
+    async def certificate_seen(self, fingerprint: str, when: int) -> None:
+        await self._run(
+            self._transaction,
+            [("UPDATE certificates SET last_seen = ? WHERE fingerprint = ?", (when, fingerprint))],
+        )
+
+    # -- key inventory -------------------------------------------------------------------
+
+    async def inventory(
+        self,
+        instance: str,
+        *,
+        object_types: tuple[int, ...] | None = None,
+        states: tuple[int, ...] | None = None,
+        uid: str | None = None,
+    ) -> list[InventoryRow]:
+        """The objects of ``instance`` in creation order, without their sealed bodies."""
+        clauses, params = ["instance = ?"], [instance]
+        for column, values in (("object_type", object_types), ("state", states)):
+            if values is not None:
+                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                params.extend(values)
+        if uid is not None:
+            clauses.append("uid = ?")
+            params.append(uid)
+        rows = await self._run(
+            self._query,
+            f"SELECT {_INVENTORY_COLUMNS} FROM objects WHERE {' AND '.join(clauses)} ORDER BY seq",
+            tuple(params),
+        )
+        return [InventoryRow(*row[:10], has_material=bool(row[10])) for row in rows]
+
+    # -- audit ---------------------------------------------------------------------------
+
+    async def add_audit(self, record: AuditRecord) -> None:
+        await self._run(
+            self._transaction,
+            [
+                (
+                    "INSERT INTO audit (time, actor, channel, action, instance, uid, result, "
+                    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.time,
+                        record.actor,
+                        record.channel,
+                        record.action,
+                        record.instance,
+                        record.uid,
+                        record.result,
+                        record.reason,
+                    ),
+                )
+            ],
+        )
+
+    async def audit_records(self, query: AuditQuery) -> tuple[list[AuditRecord], int]:
+        """One page of matching audit records, newest first, and how many match in all."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("actor", query.actor),
+            ("action", query.action),
+            ("instance", query.instance),
+            ("uid", query.uid),
+            ("result", query.result),
+            ("channel", query.channel),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if query.since is not None:
+            clauses.append("time >= ?")
+            params.append(query.since)
+        if query.until is not None:
+            clauses.append("time <= ?")
+            params.append(query.until)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+
+        def page(db_params: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], int]:
+            db = self._conn()
+            total = db.execute(f"SELECT COUNT(*) FROM audit{where}", db_params).fetchone()[0]
+            rows = db.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit{where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                (*db_params, query.limit, query.offset),
+            ).fetchall()
+            return rows, int(total)
+
+        rows, total = await self._run(page, tuple(params))
+        return [AuditRecord(*row[1:], seq=row[0]) for row in rows], total
