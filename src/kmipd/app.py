@@ -15,16 +15,19 @@ from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, load_signing_key
 from kmipd.api.deps import ApiServices
 from kmipd.api.server import HttpsServer
+from kmipd.audit import AuditLog
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring
 from kmipd.metrics import Metrics
 from kmipd.operations import REGISTRY
 from kmipd.protocol._generated import ObjectType
 from kmipd.protocol.tables import VERSIONS
+from kmipd.service.admin import AdminService
 from kmipd.service.context import ServerInfo
 from kmipd.service.engine import KmipEngine
 from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
+from kmipd.service.sightings import CertificateSightings
 from kmipd.store.sqlite import SqliteStore
 from kmipd.transport import tls
 from kmipd.transport.kmip_listener import KmipListener, Peer, Session, SessionEnded
@@ -99,6 +102,9 @@ class App:
     _context: ssl.SSLContext | None = None
     _context_key: tuple[str, ...] = ()
     _refresher: asyncio.Task[None] | None = None
+    audit: AuditLog | None = None
+    admin: AdminService | None = None
+    sightings: CertificateSightings | None = None
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -107,16 +113,24 @@ class App:
                 raise StartupError(f"{settings.path(required)} is missing")
         store = open_store(settings)
         keyring = Keyring.in_data_dir(settings.data_dir)
-        repository = ObjectRepository(store, InstanceKeys(store, keyring))
+        instance_keys = InstanceKeys(store, keyring)
+        repository = ObjectRepository(store, instance_keys)
+        audit = AuditLog(store)
         server = ServerInfo(
             vendor_identification=f"kmipd {__version__}",
             versions=tuple(sorted(VERSIONS, reverse=True)),
             operations=tuple(REGISTRY),
             object_types=SUPPORTED_OBJECT_TYPES,
         )
-        engine = KmipEngine(repository, server, settings.limits.limits())
+        engine = KmipEngine(repository, server, settings.limits.limits(), audit=audit.kmip_item)
         auth = ApiAuth(store, load_signing_key(settings.data_dir))
-        return cls(settings, store, keyring, engine, IdentityResolver(store), auth, Metrics())
+        app = cls(settings, store, keyring, engine, IdentityResolver(store), auth, Metrics())
+        app.audit = audit
+        app.sightings = CertificateSightings(store)
+        app.admin = AdminService(
+            store, keyring, instance_keys, repository, settings, app.refresh_trust
+        )
+        return app
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -165,6 +179,11 @@ class App:
             except Exception:  # keep serving with the last good trust store
                 log.exception("could not refresh the trusted certificates")
 
+    async def refresh_trust(self) -> None:
+        """Re-read the trusted certificates now (a change made through the API): added
+        ones are accepted, removed ones refused and cut, without waiting for the timer."""
+        await self._refresh_trust()
+
     def tls_context(self) -> ssl.SSLContext:
         assert self._context is not None
         return self._context
@@ -174,6 +193,8 @@ class App:
         client = await self.identities.resolve(peer)
         if client is None:
             return None
+        if self.sightings is not None:
+            await self.sightings.seen(client.allowed_by)
         return _KmipSession(self, peer, client, generation)
 
     async def start(self) -> None:
@@ -185,7 +206,9 @@ class App:
         )
         await self.listener.start()
         s = self.settings
-        services = ApiServices(self.auth, self.readiness, self.metrics_text, {})
+        services = ApiServices(
+            self.auth, self.readiness, self.metrics_text, {}, admin=self.admin, audit=self.audit
+        )
         self.https = HttpsServer(
             build_api(services),
             s.https.host,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from kmipd import __version__
-from kmipd.api import errors
+from kmipd.api import audit_middleware, errors
 from kmipd.api.deps import ApiServices
-from kmipd.api.routes import apikeys, health, iam
+from kmipd.api.routes import apikeys, audit, ca, certificates, health, iam, instances, keys
 
 
 def build_api(services: ApiServices) -> FastAPI:
@@ -21,8 +24,63 @@ def build_api(services: ApiServices) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(health.router)
     app.include_router(iam.router)
     app.include_router(apikeys.router)
+    audit_middleware.install(app)
+    for router in (instances.router, certificates.router, keys.router, audit.router, ca.router):
+        app.include_router(router)
     return app
+
+
+# Paths that take a bearer credential (a token from /identity/token, or an API key).
+_PROTECTED_PREFIXES = ("/admin/", "/api/")
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            "required": ["code", "message"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, made to say what the server really answers: invalid requests are
+    400 with kmipd's error body (not FastAPI's 422), and protected paths declare the bearer
+    scheme and their 401/403 answers."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["ApiErrorBody"] = _ERROR_SCHEMA
+    components.setdefault("securitySchemes", {})["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an access token from POST /identity/token, or an API key",
+    }
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ApiErrorBody"}}}
+    for path, operations in schema.get("paths", {}).items():
+        protected = path.startswith(_PROTECTED_PREFIXES)
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = {"description": "the request is invalid", "content": error_ref}
+            if protected:
+                operation["security"] = [{"bearer": []}]
+                responses.setdefault(
+                    "401", {"description": "no valid credential", "content": error_ref}
+                )
+                responses.setdefault(
+                    "403", {"description": "the caller's role is too low", "content": error_ref}
+                )
+    app.openapi_schema = schema
+    return schema

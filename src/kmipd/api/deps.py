@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
 from kmipd.api.auth import ApiAuth, Principal, Role
 from kmipd.api.errors import ApiError
+
+if TYPE_CHECKING:
+    from kmipd.audit import AuditLog
+    from kmipd.service.admin import AdminService
 
 
 @dataclass
@@ -20,10 +24,26 @@ class ApiServices:
     readiness: Callable[[], Awaitable[dict[str, str]]]
     metrics_text: Callable[[], Awaitable[bytes]]
     extra: dict[str, Any]
+    admin: AdminService | None = None  # instances, certificates, key inventory
+    audit: AuditLog | None = None
 
 
 def services(request: Request) -> ApiServices:
     return request.app.state.services  # type: ignore[no-any-return]
+
+
+def admin_service(request: Request) -> AdminService:
+    admin = services(request).admin
+    if admin is None:
+        raise ApiError(503, "unavailable", "the management API is not enabled on this server")
+    return admin
+
+
+def audit_log(request: Request) -> AuditLog:
+    audit = services(request).audit
+    if audit is None:
+        raise ApiError(503, "unavailable", "the audit trail is not enabled on this server")
+    return audit
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
@@ -39,6 +59,7 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
             raise ApiError(
                 401, "unauthorized", "the token or API key is invalid, expired or revoked"
             )
+        request.state.principal = principal  # the audit trail names a refused caller too
         if principal.role < role:
             raise ApiError(
                 403,

@@ -13,7 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kmipd.service.admin import AdminError
+
 log = logging.getLogger(__name__)
+
+# What each kind of refusal of the management service is over HTTP.
+ADMIN_STATUS = {"invalid": 400, "not_found": 404, "conflict": 409, "unavailable": 503}
 
 
 class ApiError(Exception):
@@ -32,7 +37,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        request.state.error_code = exc.code  # for the audit trail
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+
+    @app.exception_handler(AdminError)
+    async def _admin_error(request: Request, exc: AdminError) -> JSONResponse:
+        request.state.error_code = exc.code
+        return JSONResponse(error_body(exc.code, exc.message), ADMIN_STATUS.get(exc.kind, 400))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -40,6 +51,7 @@ def install(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
             for e in exc.errors()
         )
+        request.state.error_code = "invalid_request"
         return JSONResponse(error_body("invalid_request", problems or "invalid request"), 400)
 
     @app.exception_handler(StarletteHTTPException)

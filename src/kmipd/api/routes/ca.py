@@ -1,0 +1,45 @@
+"""kmipd's CA certificate, for "make vCenter trust the KMS". Public: it is no secret, and a
+client needs it before it can trust anything else."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from kmipd.api.deps import admin_service
+from kmipd.transport.tls import fingerprint
+
+router = APIRouter(prefix="/admin/v1", tags=["CA"])
+
+
+class CaCertificate(BaseModel):
+    pem: str
+    subject: str
+    fingerprint: str = Field(description="SHA-256 of the DER certificate, lower-case hex")
+    not_after: int = Field(description="seconds since the epoch")
+
+
+@router.get("/ca", response_model=CaCertificate)
+async def ca_certificate(request: Request) -> CaCertificate:
+    pem = admin_service(request).ca_certificate_pem()
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    return CaCertificate(
+        pem=pem,
+        subject=certificate.subject.rfc4514_string(),
+        fingerprint=fingerprint(certificate.public_bytes(serialization.Encoding.DER)),
+        not_after=int(certificate.not_valid_after_utc.timestamp()),
+    )
+
+
+@router.get(
+    "/ca.pem",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/x-pem-file": {}}, "description": "PEM"}},
+)
+async def ca_certificate_pem(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(
+        admin_service(request).ca_certificate_pem(), media_type="application/x-pem-file"
+    )

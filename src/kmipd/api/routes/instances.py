@@ -1,0 +1,94 @@
+"""KMIP instances (tenants): create (Writer), list and show (Reader), delete (Manager)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from kmipd.api.auth import Principal, Role
+from kmipd.api.deps import admin_service, require
+from kmipd.service.admin import InstanceInfo
+
+router = APIRouter(prefix="/admin/v1/instances", tags=["Instances"])
+
+Reader = Annotated[Principal, Depends(require(Role.READER))]
+Writer = Annotated[Principal, Depends(require(Role.WRITER))]
+Manager = Annotated[Principal, Depends(require(Role.MANAGER))]
+
+
+class InstanceIn(BaseModel):
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="letters, digits, '.', '_' or '-'; unique",
+    )
+    root_key_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="an existing built-in root key to bind the instance to; left out, a new "
+        "root key is made for it",
+    )
+
+
+class InstanceOut(BaseModel):
+    name: str
+    root_key_id: str
+    created: int = Field(description="seconds since the epoch")
+    certificates: int = Field(description="allowed client certificates and trusted CAs")
+    keys: int = Field(description="managed objects that are not destroyed")
+    objects_by_state: dict[str, int]
+
+
+class NewInstance(InstanceOut):
+    root_key_created: bool = Field(description="a new root key was made for this instance")
+
+
+class InstanceList(BaseModel):
+    instances: list[InstanceOut]
+
+
+def instance_out(info: InstanceInfo) -> InstanceOut:
+    return InstanceOut(
+        name=info.name,
+        root_key_id=info.root_key_id,
+        created=info.created,
+        certificates=info.certificates,
+        keys=info.keys,
+        objects_by_state=info.objects_by_state,
+    )
+
+
+@router.get("", response_model=InstanceList)
+async def list_instances(request: Request, _: Reader) -> InstanceList:
+    infos = await admin_service(request).instances()
+    return InstanceList(instances=[instance_out(i) for i in infos])
+
+
+@router.post("", response_model=NewInstance, status_code=201)
+async def create_instance(request: Request, body: InstanceIn, _: Writer) -> NewInstance:
+    request.state.audit_instance = body.name
+    info, created = await admin_service(request).create_instance(body.name, body.root_key_id)
+    return NewInstance(**instance_out(info).model_dump(), root_key_created=created)
+
+
+@router.get("/{name}", response_model=InstanceOut)
+async def show_instance(request: Request, name: str, _: Reader) -> InstanceOut:
+    return instance_out(await admin_service(request).instance(name))
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_instance(
+    request: Request,
+    name: str,
+    _: Manager,
+    force: Annotated[
+        bool,
+        Query(description="also when it still has keys: they are destroyed with it, for good"),
+    ] = False,
+) -> None:
+    """Delete an instance, its allowed certificates and its objects. Refused (409) while it
+    has keys that are not destroyed, unless ``force=true``. Its root key is kept."""
+    await admin_service(request).delete_instance(name, force)
