@@ -69,7 +69,18 @@ async def create_api_key(request: Request, body: ApiKeyIn, _: Manager) -> NewApi
     return NewApiKey(**_out(record).model_dump(), api_key=secret)
 
 
-@router.delete("/{key_id}", status_code=204)
+@router.delete(
+    "/{key_id}",
+    status_code=204,
+    responses={
+        404: {
+            "description": "no active API key with this id",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ApiErrorBody"}}
+            },
+        }
+    },
+)
 async def revoke_api_key(request: Request, key_id: str, caller: Manager) -> None:
     auth = services(request).auth
     if not await auth.revoke(key_id):
