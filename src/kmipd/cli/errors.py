@@ -5,6 +5,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3  # the server has no such instance, certificate, key...
+EXIT_AUTH = 4  # no valid credential, or its role does not allow it
 
 
 class CommandError(Exception):

@@ -1,6 +1,7 @@
 """Entry point of the ``kmipd`` command: one sub-command module per job.
 
-Exit codes: 0 success, 1 the work failed, 2 bad usage or bad input.
+Exit codes: 0 success, 1 the work failed (or the server refused it), 2 bad usage or bad
+input, 3 not found, 4 not authenticated or not allowed (administration commands).
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from kmipd import __version__
-from kmipd.cli import init_cmd, serve_cmd, ttlv_cmd
+from kmipd.cli import (
+    apikey_cmd,
+    audit_cmd,
+    ca_cmd,
+    cert_cmd,
+    init_cmd,
+    instance_cmd,
+    key_cmd,
+    serve_cmd,
+    ttlv_cmd,
+)
 from kmipd.cli.errors import EXIT_OK, CommandError
 
 
@@ -24,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     init_cmd.register(commands)
     serve_cmd.register(commands)
     ttlv_cmd.register(commands)
+    for module in (instance_cmd, cert_cmd, key_cmd, apikey_cmd, audit_cmd, ca_cmd):
+        module.register(commands)
     return parser
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import audit_log, require
 from kmipd.api.errors import ApiError
+from kmipd.api.routes._responses import errors
 from kmipd.store.records import AuditQuery
 
 router = APIRouter(prefix="/admin/v1/audit", tags=["Audit"])
@@ -56,7 +57,7 @@ def parse_time(text: str | None, what: str) -> int | None:
     return int(when.timestamp())
 
 
-@router.get("", response_model=AuditList)
+@router.get("", response_model=AuditList, responses=errors(400))
 async def list_audit(
     request: Request,
     _: Reader,

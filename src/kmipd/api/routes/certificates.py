@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import admin_service, require
+from kmipd.api.routes._responses import errors
 from kmipd.store.records import CertificateRecord
 
 router = APIRouter(prefix="/admin/v1/instances/{name}/certificates", tags=["Certificates"])
@@ -94,13 +95,13 @@ def _noted(request: Request, record: CertificateRecord) -> CertificateOut:
     return certificate_out(record)
 
 
-@router.get("", response_model=CertificateList)
+@router.get("", response_model=CertificateList, responses=errors(404))
 async def list_certificates(request: Request, name: str, _: Reader) -> CertificateList:
     records = await admin_service(request).certificates(name)
     return CertificateList(certificates=[certificate_out(r) for r in records])
 
 
-@router.post("", response_model=CertificateOut, status_code=201)
+@router.post("", response_model=CertificateOut, status_code=201, responses=errors(400, 404, 409))
 async def upload_certificate(
     request: Request, name: str, body: CertificateIn, _: Writer
 ) -> CertificateOut:
@@ -108,13 +109,23 @@ async def upload_certificate(
     return _noted(request, await admin_service(request).pin(name, body.pem))
 
 
-@router.post("/trusted-ca", response_model=CertificateOut, status_code=201)
+@router.post(
+    "/trusted-ca",
+    response_model=CertificateOut,
+    status_code=201,
+    responses=errors(400, 404, 409),
+)
 async def trust_ca(request: Request, name: str, body: CertificateIn, _: Writer) -> CertificateOut:
     """Allow every client certificate this CA issued (e.g. vCenter's root CA)."""
     return _noted(request, await admin_service(request).trust_ca(name, body.pem))
 
 
-@router.post("/issue", response_model=IssuedCertificate, status_code=201)
+@router.post(
+    "/issue",
+    response_model=IssuedCertificate,
+    status_code=201,
+    responses=errors(400, 404, 409, 503),
+)
 async def issue_certificate(
     request: Request, name: str, body: IssueIn, _: Writer
 ) -> IssuedCertificate:
@@ -126,21 +137,26 @@ async def issue_certificate(
     )
 
 
-@router.post("/sign", response_model=CertificateOut, status_code=201)
+@router.post(
+    "/sign",
+    response_model=CertificateOut,
+    status_code=201,
+    responses=errors(400, 404, 409, 503),
+)
 async def sign_csr(request: Request, name: str, body: CsrIn, _: Writer) -> CertificateOut:
     """Sign vCenter's certificate signing request with kmipd's CA and allow the result on
     the instance; upload the returned ``pem`` to vCenter."""
     return _noted(request, await admin_service(request).sign_csr(name, body.csr, body.days))
 
 
-@router.get("/{fingerprint}", response_model=CertificateOut)
+@router.get("/{fingerprint}", response_model=CertificateOut, responses=errors(404))
 async def show_certificate(
     request: Request, name: str, fingerprint: str, _: Reader
 ) -> CertificateOut:
     return certificate_out(await admin_service(request).certificate(name, fingerprint))
 
 
-@router.delete("/{fingerprint}", status_code=204)
+@router.delete("/{fingerprint}", status_code=204, responses=errors(404))
 async def delete_certificate(request: Request, name: str, fingerprint: str, _: Manager) -> None:
     """Stop allowing the certificate, at once: new connections with it are refused and
     open ones are cut before their next request."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import admin_service, require
+from kmipd.api.routes._responses import errors
 from kmipd.service.admin import InstanceInfo
 
 router = APIRouter(prefix="/admin/v1/instances", tags=["Instances"])
@@ -67,19 +68,19 @@ async def list_instances(request: Request, _: Reader) -> InstanceList:
     return InstanceList(instances=[instance_out(i) for i in infos])
 
 
-@router.post("", response_model=NewInstance, status_code=201)
+@router.post("", response_model=NewInstance, status_code=201, responses=errors(400, 409))
 async def create_instance(request: Request, body: InstanceIn, _: Writer) -> NewInstance:
     request.state.audit_instance = body.name
     info, created = await admin_service(request).create_instance(body.name, body.root_key_id)
     return NewInstance(**instance_out(info).model_dump(), root_key_created=created)
 
 
-@router.get("/{name}", response_model=InstanceOut)
+@router.get("/{name}", response_model=InstanceOut, responses=errors(404))
 async def show_instance(request: Request, name: str, _: Reader) -> InstanceOut:
     return instance_out(await admin_service(request).instance(name))
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses=errors(404, 409))
 async def delete_instance(
     request: Request,
     name: str,

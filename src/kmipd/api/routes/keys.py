@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import admin_service, require
+from kmipd.api.routes._responses import errors
 from kmipd.protocol._generated import ObjectType, State
 from kmipd.service.admin import KeyFilter, KeyInfo, parse_enum
 
@@ -88,7 +89,7 @@ def _values(enum: type, texts: list[str] | None, what: str) -> tuple[int, ...] |
     return tuple(parse_enum(enum, t.strip(), what) for t in names) or None
 
 
-@router.get("", response_model=KeyList)
+@router.get("", response_model=KeyList, responses=errors(400, 404))
 async def list_keys(
     request: Request,
     name: str,
@@ -114,12 +115,12 @@ async def list_keys(
     return KeyList(keys=[key_out(k) for k in keys], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{uid}", response_model=KeyDetail)
+@router.get("/{uid}", response_model=KeyDetail, responses=errors(404))
 async def show_key(request: Request, name: str, uid: str, _: Reader) -> KeyDetail:
     return key_detail(await admin_service(request).key(name, uid))
 
 
-@router.delete("/{uid}", response_model=KeyDetail)
+@router.delete("/{uid}", response_model=KeyDetail, responses=errors(404))
 async def delete_key(request: Request, name: str, uid: str, _: Manager) -> KeyDetail:
     """Destroy this key whatever its state: its material is gone for good; it stays listed
     as Destroyed. Returns it as it is now."""
