@@ -14,10 +14,11 @@ from kmipd import __version__, config
 from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, load_signing_key
 from kmipd.api.deps import ApiServices
+from kmipd.api.keyprotect import KeyProtectService, load_instance_id
 from kmipd.api.server import HttpsServer
 from kmipd.audit import AuditLog
 from kmipd.keys.instance_keys import InstanceKeys
-from kmipd.keys.keyring import Keyring
+from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.metrics import Metrics
 from kmipd.operations import REGISTRY
 from kmipd.protocol._generated import ObjectType
@@ -112,8 +113,20 @@ class App:
             if not settings.path(required).exists():
                 raise StartupError(f"{settings.path(required)} is missing")
         store = open_store(settings)
-        keyring = Keyring.in_data_dir(settings.data_dir)
+        kp = settings.keyprotect
+        keyring = Keyring.in_data_dir(
+            settings.data_dir,
+            rules=KeyRules(
+                restore_window=kp.restore_window,
+                purge_delay=kp.purge_delay,
+                rotation_interval=kp.rotation_interval,
+                action_delay=kp.action_delay,
+            ),
+        )
         instance_keys = InstanceKeys(store, keyring)
+        # A root key disabled or deleted here drops its instances' cached wrapping keys at
+        # once (every use also checks the key's state, which covers other processes).
+        keyring.add_listener(instance_keys.forget_root_key)
         repository = ObjectRepository(store, instance_keys)
         audit = AuditLog(store)
         server = ServerInfo(
@@ -206,8 +219,16 @@ class App:
         )
         await self.listener.start()
         s = self.settings
+        keyprotect = KeyProtectService(
+            self.keyring, load_instance_id(s.data_dir), s.keyprotect.json_content_type
+        )
         services = ApiServices(
-            self.auth, self.readiness, self.metrics_text, {}, admin=self.admin, audit=self.audit
+            self.auth,
+            self.readiness,
+            self.metrics_text,
+            {"keyprotect": keyprotect},
+            admin=self.admin,
+            audit=self.audit,
         )
         self.https = HttpsServer(
             build_api(services),

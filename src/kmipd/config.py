@@ -70,6 +70,24 @@ class LimitsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyProtectSettings:
+    """The Key Protect-compatible root key API (``/api/v2``) and the keyring's time rules."""
+
+    # Answer with application/json instead of Key Protect's vendor types
+    # (application/vnd.ibm.kms.key+json, ...). IBM's Python SDK returns a dict from
+    # get_result() for application/json, and the raw response (call .json()) otherwise.
+    json_content_type: bool = False
+    # Seconds: a deleted root key can be restored this long; then its material is erased.
+    restore_window: float = 30 * 86400.0
+    # Seconds after a delete before purge is allowed.
+    purge_delay: float = 4 * 3600.0
+    # Seconds between two rotations of a root key through the API.
+    rotation_interval: float = 3600.0
+    # Seconds after a state change (disable, delete) before enable or restore is allowed.
+    action_delay: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     kmip: KmipSettings = field(default_factory=KmipSettings)
@@ -77,6 +95,7 @@ class Settings:
     tls: TlsSettings = field(default_factory=TlsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
+    keyprotect: KeyProtectSettings = field(default_factory=KeyProtectSettings)
 
     def path(self, relative: str) -> Path:
         return (self.data_dir / relative).resolve()

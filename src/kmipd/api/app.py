@@ -10,7 +10,19 @@ from fastapi.openapi.utils import get_openapi
 from kmipd import __version__
 from kmipd.api import audit_middleware, errors
 from kmipd.api.deps import ApiServices
-from kmipd.api.routes import apikeys, audit, ca, certificates, health, iam, instances, keys
+from kmipd.api.routes import (
+    apikeys,
+    audit,
+    ca,
+    certificates,
+    health,
+    iam,
+    instances,
+    keys,
+    kp_actions,
+    kp_aliases,
+    kp_keys,
+)
 
 
 def build_api(services: ApiServices) -> FastAPI:
@@ -32,6 +44,10 @@ def build_api(services: ApiServices) -> FastAPI:
     audit_middleware.install(app)
     for router in (instances.router, certificates.router, keys.router, audit.router, ca.router):
         app.include_router(router)
+    # The Key Protect-compatible root key API; its content types follow the settings.
+    json_content_type = bool(getattr(services.extra.get("keyprotect"), "json_content_type", False))
+    for build_router in (kp_keys.build, kp_actions.build, kp_aliases.build):
+        app.include_router(build_router(json_content_type))
     return app
 
 
@@ -72,6 +88,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         protected = path.startswith(_PROTECTED_PREFIXES)
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
+            if path.startswith("/api/v2/"):  # Key Protect's own error bodies and codes
+                operation["security"] = [{"bearer": []}]
+                continue
             if responses.pop("422", None) is not None and "400" not in responses:
                 responses["400"] = {"description": "the request is invalid", "content": error_ref}
             if protected:

@@ -2,8 +2,12 @@
 
 The root key wraps the instance wrapping key; the instance wrapping key seals each object's
 material. So a KMIP Get needs the root key only once per instance and process, and the
-unwrapped wrapping keys live only in this object's memory. ``forget`` drops them (root key
-deleted or disabled).
+unwrapped wrapping keys live only in this object's memory. ``forget`` and
+``forget_root_key`` drop them (root key deleted or disabled; the composition root calls the
+latter from the keyring's change hook). Every use also checks the root key's state in the
+keyring (a ``stat`` of its file, read again when another process changed it), so a root key
+deleted or disabled anywhere stops its instances at once: sealing needs it Active, opening
+Active or Deactivated, as Key Protect allows wrap and unwrap.
 """
 
 from __future__ import annotations
@@ -32,34 +36,56 @@ class InstanceKeys:
         self._store = store
         self._keyring = keyring
         self._keys: dict[tuple[str, int], bytes] = {}
+        self._roots: dict[tuple[str, int], str] = {}  # root key id of each cached key
         self._current: dict[str, int] = {}
         self._lock = asyncio.Lock()
 
     def forget(self, instance: str | None = None) -> None:
-        for key in [k for k in self._keys if instance is None or k[0] == instance]:
-            del self._keys[key]
+        for key in [k for k in list(self._keys) if instance is None or k[0] == instance]:
+            self._keys.pop(key, None)
+            self._roots.pop(key, None)
         if instance is None:
             self._current.clear()
         else:
             self._current.pop(instance, None)
 
+    def forget_root_key(self, root_key_id: str) -> None:
+        """Drop every cached wrapping key that ``root_key_id`` wrapped (safe from any thread)."""
+        for key, root in list(self._roots.items()):
+            if root == root_key_id:
+                self._keys.pop(key, None)
+                self._roots.pop(key, None)
+                self._current.pop(key[0], None)
+
+    def _check(self, root_key_id: str, *, for_wrap: bool) -> None:
+        try:
+            self._keyring.check(root_key_id, for_wrap=for_wrap)
+        except KeyringError as exc:
+            self.forget_root_key(root_key_id)
+            raise RootKeyUnavailable(str(exc)) from None
+
     async def current(self, instance: str, root_key_id: str) -> tuple[int, bytes]:
         """The newest wrapping key of ``instance``, made on first use."""
         version = self._current.get(instance)
-        if version is not None and (instance, version) in self._keys:
-            return version, self._keys[(instance, version)]
+        cached = self._keys.get((instance, version)) if version is not None else None
+        if version is not None and cached is not None:
+            self._check(self._roots.get((instance, version), root_key_id), for_wrap=True)
+            return version, cached
         async with self._lock:
             records = await self._store.wrapping_keys(instance)
             if not records:
                 records = [await self._create(instance, root_key_id, 1)]
             newest = records[-1]
+            self._check(newest.root_key_id, for_wrap=True)
             key = self._unwrap(newest)
             self._current[instance] = newest.version
             return newest.version, key
 
     async def key(self, instance: str, version: int) -> bytes:
         cached = self._keys.get((instance, version))
-        if cached is not None:
+        root = self._roots.get((instance, version))
+        if cached is not None and root is not None:
+            self._check(root, for_wrap=False)
             return cached
         for record in await self._store.wrapping_keys(instance):
             if record.version == version:
@@ -74,6 +100,7 @@ class InstanceKeys:
         except KeyringError as exc:
             raise RootKeyUnavailable(str(exc)) from None
         self._keys[(record.instance, record.version)] = key
+        self._roots[(record.instance, record.version)] = record.root_key_id
         return key
 
     async def _create(self, instance: str, root_key_id: str, version: int) -> WrappingKeyRecord:
