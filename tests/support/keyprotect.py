@@ -88,9 +88,7 @@ class KpClient:
         )
 
     def create(self, name: str, **fields: Any) -> dict[str, Any]:
-        response = self.request(
-            "POST", "/keys", create_body(name, **fields), content_type=KEY_TYPE
-        )
+        response = self.request("POST", "/keys", create_body(name, **fields), content_type=KEY_TYPE)
         assert response.status_code == 201, response.text
         key: dict[str, Any] = response.json()["resources"][0]
         return key
