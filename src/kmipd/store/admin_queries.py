@@ -50,6 +50,9 @@ _INVENTORY_COLUMNS = (
 
 def migrate(db: sqlite3.Connection) -> None:
     """Add what the management API needs to a database (idempotent)."""
+    # A destroyed key's sealed body is overwritten with zeros in the file, not just freed
+    # (the pages keep no copy once the WAL is checkpointed).
+    db.execute("PRAGMA secure_delete=ON")
     db.executescript(AUDIT_SCHEMA)
     for table, column, declaration in _ADDED_COLUMNS:
         present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
