@@ -225,6 +225,9 @@ def test_ca_download_needs_no_credential(shared_server: KmipdServer) -> None:
         assert raw.status_code == 200
         assert raw.headers["content-type"].startswith("application/x-pem-file")
         assert raw.text == shared_server.ca.read_text()
+        paths = anonymous.get("/openapi.json").json()["paths"]
+        assert "security" not in paths[f"{A}/ca"]["get"]
+        assert paths[f"{A}/instances"]["get"]["security"] == [{"bearer": []}]
 
 
 # -- key inventory ---------------------------------------------------------------------------

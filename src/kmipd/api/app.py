@@ -53,6 +53,8 @@ def build_api(services: ApiServices) -> FastAPI:
 
 # Paths that take a bearer credential (a token from /identity/token, or an API key).
 _PROTECTED_PREFIXES = ("/admin/", "/api/")
+# ... except these: kmipd's CA certificate is public (clients need it before they trust us).
+_PUBLIC_PATHS = frozenset(("/admin/v1/ca", "/admin/v1/ca.pem"))
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -85,7 +87,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ApiErrorBody"}}}
     for path, operations in schema.get("paths", {}).items():
-        protected = path.startswith(_PROTECTED_PREFIXES)
+        protected = path.startswith(_PROTECTED_PREFIXES) and path not in _PUBLIC_PATHS
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if path.startswith("/api/v2/"):  # Key Protect's own error bodies and codes
