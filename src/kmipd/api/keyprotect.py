@@ -28,6 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import require, services
@@ -144,8 +145,16 @@ def kp_error(
     return JSONResponse(body, status, headers=headers)
 
 
+# Errors are application/json whatever the route's content type ("model" alone would
+# document them under the route's type).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorCollection, "description": phrase}
+    status: {
+        "model": ErrorCollection,
+        "description": phrase,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ErrorCollection"}}
+        },
+    }
     for status, phrase in _PHRASES.items()
     if status not in (403, 500)
 }
@@ -248,6 +257,9 @@ class KpRoute(APIRoute):
             except RequestValidationError as exc:
                 failure = _validation_error(exc, what)
                 code = "BAD_REQUEST"
+            except HTTPException as exc:  # e.g. a body that is not UTF-8
+                code = "BAD_BODY_ERR" if exc.status_code == 400 else "REQUEST_ERR"
+                failure = kp_error(exc.status_code, code, str(exc.detail), what)
             request.state.error_code = code  # for the audit trail
             return failure
 
