@@ -408,12 +408,14 @@ class Keyring:
                     }
                 )
             deleted = old.get("deleted")
+            if not versions:  # deleted by the old code: its material is already gone
+                versions.append({"id": key_id, "created": created, "material": None})
             keys[key_id] = self._new_entry(
                 old.get("name", key_id), False, False, created, "kmipd", versions
             )
             if deleted is not None:
                 keys[key_id].update(state=DESTROYED, deletionDate=float(deleted), deletedBy="kmipd")
-                if not versions:
+                if all(v["material"] is None for v in versions):
                     keys[key_id]["shredded"] = float(deleted)
         return {"format": _FILE_FORMAT, "keys": keys}
 

@@ -178,6 +178,7 @@ def test_old_plaintext_keyring_is_migrated(tmp_path: Path) -> None:
     ring = Keyring.in_data_dir(tmp_path)
     assert ring.unwrap("0d4d6c8e-4b1e-4b8a-9a5e-3f1e2d3c4b5a", wrapped, b"aad") == b"dek"
     assert ring.info("1d4d6c8e-4b1e-4b8a-9a5e-3f1e2d3c4b5a").deleted
+    assert ring.get("1d4d6c8e-4b1e-4b8a-9a5e-3f1e2d3c4b5a").latest.id  # every key has a version
     with pytest.raises(RestoreExpired):  # the old format erased a deleted key's material
         ring.restore("1d4d6c8e-4b1e-4b8a-9a5e-3f1e2d3c4b5a")
     text = path.read_bytes()
