@@ -38,6 +38,9 @@ class HttpsServer:
             server_header=False,
             limit_concurrency=1000,
             timeout_keep_alive=30,
+            # An idle keep-alive client must not hold up a shutdown (asyncio waits up to
+            # 30 s for its TLS close_notify).
+            timeout_graceful_shutdown=1,
             h11_max_incomplete_event_size=64 * 1024,
         )
         self._server = _EmbeddedServer(config)
