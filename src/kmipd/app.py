@@ -7,8 +7,10 @@ import contextlib
 import logging
 import signal
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kmipd import __version__, config
 from kmipd.api.app import build_api
@@ -85,7 +87,11 @@ class _KmipSession(Session):
                     "is no longer allowed"
                 )
             self._client, self._generation = client, generation
-        return await app.engine.handle_ttlv(frame, self._client)
+        started = time.perf_counter()
+        try:
+            return await app.engine.handle_ttlv(frame, self._client)
+        finally:
+            app.metrics.kmip_latency.observe(time.perf_counter() - started)
 
 
 @dataclass
@@ -135,9 +141,15 @@ class App:
             operations=tuple(REGISTRY),
             object_types=SUPPORTED_OBJECT_TYPES,
         )
-        engine = KmipEngine(repository, server, settings.limits.limits(), audit=audit.kmip_item)
+        metrics = Metrics()
+
+        async def after_item(client: ClientIdentity, item: Any, result: Any) -> None:
+            metrics.count_kmip_item(item.operation, result.result_status)
+            await audit.kmip_item(client, item, result)
+
+        engine = KmipEngine(repository, server, settings.limits.limits(), audit=after_item)
         auth = ApiAuth(store, load_signing_key(settings.data_dir))
-        app = cls(settings, store, keyring, engine, IdentityResolver(store), auth, Metrics())
+        app = cls(settings, store, keyring, engine, IdentityResolver(store), auth, metrics)
         app.audit = audit
         app.sightings = CertificateSightings(store)
         app.admin = AdminService(
@@ -215,7 +227,11 @@ class App:
         await self._refresh_trust()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_trust_forever())
         self.listener = KmipListener(
-            self.settings.kmip, self.tls_context, self._session, self.settings.limits.limits()
+            self.settings.kmip,
+            self.tls_context,
+            self._session,
+            self.settings.limits.limits(),
+            on_handshake_failure=self.metrics.handshake_failures.inc,
         )
         await self.listener.start()
         s = self.settings

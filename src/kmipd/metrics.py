@@ -37,6 +37,9 @@ class Metrics:
             registry=self.registry,
         )
 
+    def count_kmip_item(self, operation: object, status: object) -> None:
+        self.kmip_requests.labels(operation=_name(operation), result=_name(status)).inc()
+
     async def render(
         self,
         open_connections: Callable[[], int],
@@ -48,3 +51,13 @@ class Metrics:
         for instance, count in counts.items():
             self.keys.labels(instance=instance).set(count)
         return generate_latest(self.registry)
+
+
+def _name(value: object) -> str:
+    """An enum member's name (``GET``), an unknown number in hex, or ``none``."""
+    if value is None:
+        return "none"
+    name = getattr(value, "name", None)
+    if isinstance(name, str):
+        return name.lower()
+    return f"0x{value:08x}" if isinstance(value, int) else "unknown"

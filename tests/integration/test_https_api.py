@@ -167,3 +167,41 @@ def test_bad_api_key_requests_say_what_to_fix(
     assert "service_id" in response.json()["error"]["message"]
     response = http.post("/admin/v1/apikeys", headers=admin, content=b"{not json")
     assert response.status_code == 400
+
+
+def test_metrics_count_kmip_items_latency_and_failed_handshakes(
+    http: httpx.Client, shared_server: KmipdServer
+) -> None:
+    from kmipd.protocol import messages
+    from kmipd.protocol._generated import Operation
+    from kmipd.protocol.objects import ProtocolVersion
+    from kmipd.protocol.payloads import DiscoverVersionsRequest
+
+    request = messages.encode_request(
+        messages.RequestMessage(
+            header=messages.RequestHeader(protocol_version=ProtocolVersion.of((1, 1))),
+            batch_items=[
+                messages.RequestBatchItem(
+                    operation=Operation.DISCOVER_VERSIONS, payload=DiscoverVersionsRequest()
+                )
+            ],
+        )
+    )
+    shared_server.call(request)
+    no_client_certificate = ssl.create_default_context(cafile=str(shared_server.ca))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        shared_server.connect(context=no_client_certificate).call(request)
+    text = http.get("/metrics").text
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("kmipd_kmip_batch_items_total")
+        and 'operation="discover_versions"' in line
+        and 'result="success"' in line
+    )
+    assert float(line.rsplit(" ", 1)[1]) >= 1
+    assert "kmipd_kmip_message_seconds_count" in text
+    failures = next(
+        line for line in text.splitlines() if line.startswith("kmipd_kmip_handshake_failures_total")
+    )
+    assert float(failures.rsplit(" ", 1)[1]) >= 1

@@ -61,7 +61,9 @@ class KmipListener:
         tls_context: Callable[[], ssl.SSLContext],
         sessions: SessionFactory,
         limits: Limits,
+        on_handshake_failure: Callable[[], None] | None = None,
     ) -> None:
+        self._on_handshake_failure = on_handshake_failure
         self._settings = settings
         self._tls_context = tls_context
         self._sessions = sessions
@@ -156,6 +158,8 @@ class KmipListener:
                 )
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
             log.info("TLS handshake with %s failed: %s", address, _ssl_reason(exc))
+            if self._on_handshake_failure is not None:
+                self._on_handshake_failure()
             return
         finally:
             self._handshaking.pop(task, None)
