@@ -216,8 +216,12 @@ def test_signed_csr_works(http: httpx.Client, shared_server: KmipdServer, tmp_pa
     assert "CERTIFICATE REQUEST" in body["message"]
 
 
-def test_ca_download_needs_no_credential(shared_server: KmipdServer) -> None:
+def test_ca_download_needs_a_reader(shared_server: KmipdServer, role_keys: dict[str, str]) -> None:
     with https_client(shared_server) as anonymous:
+        assert anonymous.get(f"{A}/ca").status_code == 401
+        assert anonymous.get(f"{A}/ca.pem").status_code == 401
+    with https_client(shared_server) as anonymous:
+        anonymous.headers["Authorization"] = f"Bearer {role_keys['Reader']}"
         document = anonymous.get(f"{A}/ca").json()
         assert document["pem"] == shared_server.ca.read_text()
         assert len(document["fingerprint"]) == 64
@@ -226,7 +230,7 @@ def test_ca_download_needs_no_credential(shared_server: KmipdServer) -> None:
         assert raw.headers["content-type"].startswith("application/x-pem-file")
         assert raw.text == shared_server.ca.read_text()
         paths = anonymous.get("/openapi.json").json()["paths"]
-        assert "security" not in paths[f"{A}/ca"]["get"]
+        assert paths[f"{A}/ca"]["get"]["security"] == [{"bearer": []}]
         assert paths[f"{A}/instances"]["get"]["security"] == [{"bearer": []}]
 
 
@@ -382,8 +386,8 @@ ENDPOINTS: list[tuple[str, str, dict | None, str | None]] = [
     ("GET", f"{A}/apikeys", None, "Manager"),
     ("POST", f"{A}/apikeys", {"service_id": "r", "role": "Reader"}, "Manager"),
     ("DELETE", f"{A}/apikeys/{{apikey}}", None, "Manager"),
-    ("GET", f"{A}/ca", None, None),
-    ("GET", f"{A}/ca.pem", None, None),
+    ("GET", f"{A}/ca", None, "Reader"),
+    ("GET", f"{A}/ca.pem", None, "Reader"),
 ]
 RANK = {"Reader": 1, "Writer": 2, "Manager": 3}
 SUCCESS = {"GET": (200,), "POST": (201,), "DELETE": (200, 204)}

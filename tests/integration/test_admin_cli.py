@@ -225,7 +225,14 @@ def test_apikey_audit_and_ca_commands(cli: Cli, shared_server: KmipdServer, tmp_
     assert code == 0 and "SHA-256" in err
     assert out_file.read_text() == shared_server.ca.read_text()
     code, out, _ = cli(
-        "ca", "download", "--url", shared_server.https_url, "--insecure", connect=False
+        "ca",
+        "download",
+        "--url",
+        shared_server.https_url,
+        "--api-key",
+        shared_server.admin_api_key,
+        "--insecure",
+        connect=False,
     )
     assert code == 0 and out == shared_server.ca.read_text()
 

@@ -53,8 +53,7 @@ def build_api(services: ApiServices) -> FastAPI:
 
 # Paths that take a bearer credential (a token from /identity/token, or an API key).
 _PROTECTED_PREFIXES = ("/admin/", "/api/")
-# ... except these: kmipd's CA certificate is public (clients need it before they trust us).
-_PUBLIC_PATHS = frozenset(("/admin/v1/ca", "/admin/v1/ca.pem"))
+_PUBLIC_PATHS: frozenset[str] = frozenset()  # none: only the token and health endpoints
 
 _ERROR_SCHEMA = {
     "type": "object",

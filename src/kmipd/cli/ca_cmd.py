@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    client = ApiClient.from_args(args, need_key=False)
+    client = ApiClient.from_args(args)
     pem = client.call("GET", "/admin/v1/ca.pem", raw=True)
     certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
     sha256 = fingerprint(certificate.public_bytes(serialization.Encoding.DER))

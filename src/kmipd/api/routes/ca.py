@@ -1,18 +1,24 @@
-"""kmipd's CA certificate, for "make vCenter trust the KMS". Public: it is no secret, and a
-client needs it before it can trust anything else."""
+"""kmipd's CA certificate, for "make vCenter trust the KMS" (Reader role: only the token and
+health endpoints answer without a credential; the fingerprint lets an administrator compare
+what `kmipd ca download --insecure` fetched on first contact)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from kmipd.api.deps import admin_service
+from kmipd.api.auth import Principal, Role
+from kmipd.api.deps import admin_service, require
 from kmipd.transport.tls import fingerprint
 
 router = APIRouter(prefix="/admin/v1", tags=["CA"])
+
+Reader = Annotated[Principal, Depends(require(Role.READER))]
 
 
 class CaCertificate(BaseModel):
@@ -23,7 +29,7 @@ class CaCertificate(BaseModel):
 
 
 @router.get("/ca", response_model=CaCertificate)
-async def ca_certificate(request: Request) -> CaCertificate:
+async def ca_certificate(request: Request, _: Reader) -> CaCertificate:
     pem = admin_service(request).ca_certificate_pem()
     certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
     return CaCertificate(
@@ -39,7 +45,7 @@ async def ca_certificate(request: Request) -> CaCertificate:
     response_class=PlainTextResponse,
     responses={200: {"content": {"application/x-pem-file": {}}, "description": "PEM"}},
 )
-async def ca_certificate_pem(request: Request) -> PlainTextResponse:
+async def ca_certificate_pem(request: Request, _: Reader) -> PlainTextResponse:
     return PlainTextResponse(
         admin_service(request).ca_certificate_pem(), media_type="application/x-pem-file"
     )
