@@ -40,12 +40,16 @@ def token(http: httpx.Client, api_key: str, path: str = "/identity/token") -> ht
     return http.post(path, data={"grant_type": APIKEY_GRANT, "apikey": api_key})
 
 
-def test_health_endpoints_need_no_credential(http: httpx.Client) -> None:
+def test_health_endpoints_need_no_credential(
+    http: httpx.Client, shared_server: KmipdServer
+) -> None:
     assert http.get("/healthz").json() == {"status": "ok"}
     ready = http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"store": "ok", "root_key_provider": "ok"}
-    metrics = http.get("/metrics")
+    assert http.get("/metrics").status_code == 401  # it names instances: Reader and up
+    reader = new_key(http, shared_server.admin_api_key, "Reader")["api_key"]
+    metrics = http.get("/metrics", headers=bearer(reader))
     assert metrics.status_code == 200
     assert 'kmipd_managed_objects{instance="default"}' in metrics.text
     assert "kmipd_kmip_open_connections" in metrics.text
@@ -191,7 +195,7 @@ def test_metrics_count_kmip_items_latency_and_failed_handshakes(
     no_client_certificate = ssl.create_default_context(cafile=str(shared_server.ca))
     with pytest.raises((ssl.SSLError, ConnectionError)):
         shared_server.connect(context=no_client_certificate).call(request)
-    text = http.get("/metrics").text
+    text = http.get("/metrics", headers=bearer(shared_server.admin_api_key)).text
     line = next(
         line
         for line in text.splitlines()

@@ -52,7 +52,7 @@ def build_api(services: ApiServices) -> FastAPI:
 
 
 # Paths that take a bearer credential (a token from /identity/token, or an API key).
-_PROTECTED_PREFIXES = ("/admin/", "/api/")
+_PROTECTED_PREFIXES = ("/admin/", "/api/", "/metrics")
 _PUBLIC_PATHS: frozenset[str] = frozenset()  # none: only the token and health endpoints
 
 _ERROR_SCHEMA = {

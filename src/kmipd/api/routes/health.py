@@ -1,12 +1,17 @@
-"""Liveness, readiness and Prometheus metrics. No credential needed."""
+"""Liveness and readiness (no credential: load balancers and orchestrators probe them), and
+Prometheus metrics (Reader role: they name instances and count their keys; give Prometheus
+an API key as its bearer credential)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from kmipd.api.deps import services
+from kmipd.api.auth import Principal, Role
+from kmipd.api.deps import require, services
 
 router = APIRouter(tags=["Operations"])
 
@@ -36,7 +41,9 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics(request: Request) -> Response:
+async def metrics(
+    request: Request, _: Annotated[Principal, Depends(require(Role.READER))]
+) -> Response:
     """Prometheus text format."""
     return Response(
         await services(request).metrics_text(),
