@@ -209,3 +209,27 @@ def test_metrics_count_kmip_items_latency_and_failed_handshakes(
         line for line in text.splitlines() if line.startswith("kmipd_kmip_handshake_failures_total")
     )
     assert float(failures.rsplit(" ", 1)[1]) >= 1
+
+
+PUBLIC = {"/identity/token", "/oidc/token", "/healthz", "/readyz"}
+
+
+def test_nothing_but_token_and_health_answers_without_a_credential(
+    http: httpx.Client, shared_server: KmipdServer
+) -> None:
+    instance = (shared_server.data_dir / "keyprotect-instance-id").read_text().strip()
+    paths = http.get("/openapi.json").json()["paths"]
+    checked = 0
+    for path, operations in paths.items():
+        url = path
+        for parameter in ("{name}", "{id}", "{uid}", "{fingerprint}", "{key_id}", "{alias}"):
+            url = url.replace(parameter, "x")
+        assert "{" not in url, f"fill the path parameters of {path}"
+        for method in operations:
+            response = http.request(method.upper(), url, headers={"Bluemix-Instance": instance})
+            if path in PUBLIC:
+                assert response.status_code != 401, f"{method} {path}"
+            else:
+                assert response.status_code == 401, f"{method.upper()} {path} answered anonymously"
+                checked += 1
+    assert checked >= 30
