@@ -71,7 +71,11 @@ async def load(
 
 
 async def update(
-    ctx: RequestContext, value: str | Item | None, change: Callable[[ManagedObject], T]
+    ctx: RequestContext,
+    value: str | Item | None,
+    change: Callable[[ManagedObject], T],
+    *,
+    destroy_body: bool = False,
 ) -> tuple[ManagedObject, T]:
     """Load the object, ``change`` it, stamp and save it; again if another request won.
 
@@ -85,7 +89,7 @@ async def update(
         result = change(obj)
         touch(obj, ctx.now)
         try:
-            await ctx.objects.save(obj, ctx.now)
+            await ctx.objects.save(obj, ctx.now, destroy_body=destroy_body)
         except ConcurrentUpdate:
             if attempt == UPDATE_ATTEMPTS:
                 raise

@@ -9,12 +9,13 @@ must be allowed to change it, and some dates only in some states (see
 from __future__ import annotations
 
 from kmipd.operations._attributes import rule_for_change
-from kmipd.operations._common import apply_dates, check_unique_names, load, name_values, touch
+from kmipd.operations._common import apply_dates, check_unique_names, load, name_values, update
 from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import ModifyAttributeRequest, ModifyAttributeResponse
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
+from kmipd.service.repository import ManagedObject
 
 OPERATION = Operation.MODIFY_ATTRIBUTE
 
@@ -49,22 +50,26 @@ async def handle(ctx: RequestContext, request: ModifyAttributeRequest) -> Modify
         )
     obj = await load(ctx, request.unique_identifier)
     rule_for_change(new.name, obj.state)
-    instances = obj.attributes.all(new.name)
-    if not instances:
-        raise KmipError(
-            ResultReason.ATTRIBUTE_NOT_FOUND, f"the object has no attribute {new.name!r}"
-        )
-    index = instance_index(instances, current, new.index)
     if new.name == "Name":
         await check_unique_names(ctx, name_values([new]), obj.uid)
-    if not obj.attributes.replace(new.name, index, new.value, new.type):
-        raise KmipError(
-            ResultReason.ATTRIBUTE_INSTANCE_NOT_FOUND,
-            f"the object has no instance {index} of attribute {new.name!r}",
-        )
-    apply_dates(obj, ctx.now)
-    touch(obj, ctx.now)
-    await ctx.objects.save(obj, ctx.now)
+
+    def modify(obj: ManagedObject) -> None:
+        rule_for_change(new.name, obj.state)
+        instances = obj.attributes.all(new.name)
+        if not instances:
+            raise KmipError(
+                ResultReason.ATTRIBUTE_NOT_FOUND, f"the object has no attribute {new.name!r}"
+            )
+        index = instance_index(instances, current, new.index)
+        if not obj.attributes.replace(new.name, index, new.value, new.type):
+            raise KmipError(
+                ResultReason.ATTRIBUTE_INSTANCE_NOT_FOUND,
+                f"the object has no instance {index} of attribute {new.name!r}",
+            )
+        apply_dates(obj, ctx.now)
+
+    # Another connection may be tagging or fetching the same key meanwhile.
+    obj, _ = await update(ctx, obj.uid, modify)
     return ModifyAttributeResponse(
         unique_identifier=obj.uid,
         attribute=Attribute(new.name, new.value, new.index, new.type),

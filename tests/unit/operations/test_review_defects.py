@@ -1,0 +1,99 @@
+"""Defects found in review: concurrent writers, version-correct replies, date-driven state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kmipd.model.attribute_set import AttributeSet
+from kmipd.protocol._generated import (
+    Operation,
+    RevocationReasonCode,
+    State,
+)
+from kmipd.protocol.attributes import Attribute
+from kmipd.protocol.objects import RevocationReason
+from kmipd.protocol.payloads import (
+    DeleteAttributeRequest,
+    ModifyAttributeRequest,
+    RevokeRequest,
+    SetAttributeRequest,
+    UidRequest,
+)
+from kmipd.protocol.ttlv import TEXT_STRING
+from tests.unit.operations.conftest import EngineHarness
+from tests.unit.operations.test_operations import OK, attributes, create, revoke
+
+
+def _race_once(kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next object read is followed at once by another connection's AddAttribute of
+    x-Name (as vCenter tags a key while it is being changed elsewhere)."""
+    original = kmip.store.get_object
+    fired = False
+
+    async def racing(instance: str, uid: str) -> Any:
+        nonlocal fired
+        record = await original(instance, uid)
+        if not fired and record is not None:
+            fired = True
+            other = await original(instance, uid)
+            assert other is not None
+            tags = AttributeSet.from_bytes(other.attributes)
+            tags.add(Attribute("x-Name", "esx01", None, TEXT_STRING))
+            other.attributes = tags.to_bytes()
+            assert await kmip.store.update_object(other)
+        return record
+
+    monkeypatch.setattr(kmip.store, "get_object", racing)
+
+
+def _revoke(uid: str) -> tuple[Operation, Any]:
+    reason = RevocationReason(code=RevocationReasonCode.CESSATION_OF_OPERATION)
+    return Operation.REVOKE, RevokeRequest(unique_identifier=uid, revocation_reason=reason)
+
+
+@pytest.mark.parametrize(
+    "operation",
+    ["revoke", "destroy", "set_attribute", "modify_attribute", "delete_attribute"],
+)
+def test_state_and_attribute_changes_retry_a_concurrent_write(
+    kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    uid = create(kmip, Attribute("Comment", "old", None, TEXT_STRING))
+    if operation == "destroy":
+        assert revoke(kmip, uid, RevocationReasonCode.CESSATION_OF_OPERATION) == OK
+    requests = {
+        "revoke": _revoke(uid),
+        "destroy": (Operation.DESTROY, UidRequest(unique_identifier=uid)),
+        "set_attribute": (
+            Operation.SET_ATTRIBUTE,
+            SetAttributeRequest(
+                unique_identifier=uid, attribute=Attribute("Description", "d", None, TEXT_STRING)
+            ),
+        ),
+        "modify_attribute": (
+            Operation.MODIFY_ATTRIBUTE,
+            ModifyAttributeRequest(
+                unique_identifier=uid, attribute=Attribute("Comment", "new", None, TEXT_STRING)
+            ),
+        ),
+        "delete_attribute": (
+            Operation.DELETE_ATTRIBUTE,
+            DeleteAttributeRequest(unique_identifier=uid, attribute_name="Comment"),
+        ),
+    }
+    _race_once(kmip, monkeypatch)
+    result = kmip.call(*requests[operation])
+    assert result.result_status == OK, result.result_message
+    # Neither write is lost: the concurrent tag is there, and so is this request's change.
+    found = attributes(kmip, uid, "x-Name", "State", "Comment", "Description")
+    assert found["x-Name"] == "esx01"
+    expected = {
+        "revoke": ("State", State.DEACTIVATED),
+        "destroy": ("State", State.DESTROYED),
+        "set_attribute": ("Description", "d"),
+        "modify_attribute": ("Comment", "new"),
+        "delete_attribute": ("Comment", None),
+    }[operation]
+    assert found.get(expected[0]) == expected[1]
