@@ -200,7 +200,7 @@ class AdminService:
         if root_key_id is None:
             root_key_id = self._keyring.create(f"root key of instance {name}")
         else:
-            self._check_root_key(root_key_id)
+            root_key_id = self._check_root_key(root_key_id)
         record = InstanceRecord(name, root_key_id, int(self._clock()))
         try:
             await self._store.add_instance(record)
@@ -211,9 +211,11 @@ class AdminService:
         self._instance_keys.forget(name)
         return await self._info(record), created_root_key
 
-    def _check_root_key(self, root_key_id: str) -> None:
+    def _check_root_key(self, root_key_id: str) -> str:
+        """The id of the root key ``root_key_id`` names (an id or an alias): the instance is
+        bound to the key itself, never to an alias that may later name another key."""
         try:
-            info = self._keyring.info(root_key_id)
+            record = self._keyring.get(root_key_id)
         except KeyringError:
             raise AdminError(
                 "invalid",
@@ -221,12 +223,20 @@ class AdminService:
                 f"no built-in root key with id {root_key_id}; check the id, or leave "
                 "root_key_id out to make a new root key",
             ) from None
-        if info.deleted:
+        if record.deleted:
             raise AdminError(
                 "invalid",
                 "invalid_root_key",
                 f"root key {root_key_id} was deleted; bind the instance to another root key",
             )
+        if not record.is_root:
+            raise AdminError(
+                "invalid",
+                "invalid_root_key",
+                f"{root_key_id} is a standard key (its material can be read through the API), "
+                "not a root key; bind the instance to a root key",
+            )
+        return record.id
 
     async def delete_instance(self, name: str, force: bool) -> int:
         """Remove an instance, its certificates and objects; the number of keys it still
