@@ -14,7 +14,7 @@ from typing import Any
 
 from kmipd import __version__, config
 from kmipd.api.app import build_api
-from kmipd.api.auth import ApiAuth, load_signing_key
+from kmipd.api.auth import ApiAuth, SigningKeyError, load_signing_key
 from kmipd.api.deps import ApiServices
 from kmipd.api.keyprotect import KeyProtectService, load_instance_id
 from kmipd.api.server import HttpsServer
@@ -148,7 +148,10 @@ class App:
             await audit.kmip_item(client, item, result)
 
         engine = KmipEngine(repository, server, settings.limits.limits(), audit=after_item)
-        auth = ApiAuth(store, load_signing_key(settings.data_dir))
+        try:
+            auth = ApiAuth(store, load_signing_key(settings.data_dir))
+        except SigningKeyError as exc:
+            raise StartupError(str(exc)) from None
         app = cls(settings, store, keyring, engine, IdentityResolver(store), auth, metrics)
         app.audit = audit
         app.sightings = CertificateSightings(store)

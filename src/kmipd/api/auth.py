@@ -10,6 +10,7 @@ refuses the tokens it obtained.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -28,6 +29,7 @@ from kmipd.store.sqlite import SqliteStore
 TOKEN_LIFETIME = 3600
 TOKEN_ISSUER = "kmipd"
 SIGNING_KEY_FILE = "api-token-key"
+SIGNING_KEY_BYTES = 32
 API_KEY_PREFIX = "kmipd-"
 
 
@@ -67,21 +69,53 @@ def new_secret() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+class SigningKeyError(Exception):
+    """The token signing key file is readable by others, or damaged."""
+
+
 def load_signing_key(data_dir: Path) -> bytes:
-    """The token signing key in DIR/api-token-key, made (mode 0600) on first use."""
+    """The token signing key in DIR/api-token-key, made (mode 0600) on first use.
+
+    The file appears whole or not at all (written and fsynced under a temporary name, then
+    linked into place, which never replaces another process's key), so no process reads an
+    empty or partial key. A file others may read, or one too short to be a key, is refused.
+    """
     path = data_dir / SIGNING_KEY_FILE
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+    if not path.exists():
+        _make_signing_key(path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise SigningKeyError(
+            f"{path} is accessible by group or others (mode {mode:o}); it must be 0600: "
+            f"run 'chmod 600 {path}'"
+        )
+    key = path.read_bytes()
+    if len(key) < SIGNING_KEY_BYTES:
+        raise SigningKeyError(
+            f"{path} holds {len(key)} bytes, not a signing key of {SIGNING_KEY_BYTES}: it was "
+            "damaged (e.g. a crash while it was made); delete it to make a new one (tokens "
+            "issued so far will be refused)"
+        )
     return key
+
+
+def _make_signing_key(path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(SIGNING_KEY_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class ApiAuth:
