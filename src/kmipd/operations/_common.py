@@ -138,8 +138,62 @@ def all_attributes(obj: ManagedObject, version: Version | None = None) -> list[A
     # Indexes are per attribute name; the synthesized ones are single-valued.
     result = [Attribute(a.name, a.value, 0, a.type) for a in synthesized] + stored
     if version is not None:
-        result = [a for a in result if attribute_in_version(a.name, version)]
+        result = [
+            shown
+            for a in result
+            if attribute_in_version(a.name, version)
+            and (shown := value_in_version(a, version)) is not None
+        ]
     return result
+
+
+def value_in_version(attribute: Attribute, version: Version) -> Attribute | None:
+    """``attribute`` as ``version`` can carry it, or None when it cannot.
+
+    A value stored by a newer client may hold what an older version does not define: a 2.x
+    enumeration value (Link Type Wrapping Key Link), a field of a structure, a bit of a mask
+    (Cryptographic Usage Mask Authenticate). Such an instance is left out (a mask loses the
+    bits only); values no version defines (extensions) are kept.
+    """
+    tag = attribute_tag(attribute.name)
+    if tag is None:
+        return attribute
+    value = attribute.value
+    if isinstance(value, Item):
+        return attribute if _item_in_version(value, version) else None
+    enum = tables.enum_for_tag(tag)
+    if enum is None or isinstance(value, bool) or not isinstance(value, int):
+        return attribute
+    if enum.is_mask:
+        newer = _mask_bits(enum, None) & ~_mask_bits(enum, version)
+        if value & newer:
+            return Attribute(attribute.name, value & ~newer, attribute.index, attribute.type)
+        return attribute
+    if enum.variant(value) is not None and enum.variant(value, version) is None:
+        return None
+    return attribute
+
+
+def _mask_bits(enum: tables.EnumDef, version: Version | None) -> int:
+    bits = 0
+    for variant in enum.variants(version):
+        bits |= variant.value
+    return bits
+
+
+def _item_in_version(item: Item, version: Version) -> bool:
+    if tables.tag_def(item.tag) is not None and tables.tag_def(item.tag, version) is None:
+        return False
+    if item.type == STRUCTURE:
+        return all(_item_in_version(child, version) for child in item.value)
+    if item.type in (ENUMERATION, INTEGER) and isinstance(item.value, int):
+        enum = tables.enum_for_tag(item.tag)
+        if enum is None:
+            return True
+        if enum.is_mask:
+            return not item.value & _mask_bits(enum, None) & ~_mask_bits(enum, version)
+        return enum.variant(item.value) is None or enum.variant(item.value, version) is not None
+    return True
 
 
 # Attributes whose tag is older than the attribute (a field first, an attribute later).

@@ -8,20 +8,26 @@ import pytest
 
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.protocol._generated import (
+    CryptographicAlgorithm,
+    LinkType,
+    ObjectType,
     Operation,
     RevocationReasonCode,
     State,
+    Tag,
 )
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.objects import RevocationReason
 from kmipd.protocol.payloads import (
+    CreateRequest,
     DeleteAttributeRequest,
+    GetAttributesRequest,
     ModifyAttributeRequest,
     RevokeRequest,
     SetAttributeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import TEXT_STRING
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
 from tests.unit.operations.conftest import EngineHarness
 from tests.unit.operations.test_operations import OK, attributes, create, revoke
 
@@ -97,3 +103,43 @@ def test_state_and_attribute_changes_retry_a_concurrent_write(
         "delete_attribute": ("Comment", None),
     }[operation]
     assert found.get(expected[0]) == expected[1]
+
+
+def test_1_x_replies_carry_no_2_x_enumeration_values_or_mask_bits(kmip: EngineHarness) -> None:
+    wrapping_link = Item(
+        Tag.LINK,
+        STRUCTURE,
+        [
+            Item(Tag.LINK_TYPE, ENUMERATION, LinkType.WRAPPING_KEY_LINK),  # 2.0
+            Item(Tag.LINKED_OBJECT_IDENTIFIER, TEXT_STRING, "some-key"),
+        ],
+    )
+    created = kmip.call(
+        Operation.CREATE,
+        CreateRequest(
+            object_type=ObjectType.SYMMETRIC_KEY,
+            attributes=[
+                Attribute("Cryptographic Algorithm", CryptographicAlgorithm.AES, None, ENUMERATION),
+                Attribute("Cryptographic Length", 256, None, INTEGER),
+                # Encrypt | Decrypt | Authenticate (2.0)
+                Attribute("Cryptographic Usage Mask", 12 | 0x00100000, None, INTEGER),
+                Attribute("Link", wrapping_link, None, STRUCTURE),
+            ],
+        ),
+    )
+    assert created.result_status == OK, created.result_message
+    uid = created.payload.unique_identifier
+    for version in ((1, 0), (1, 1), (1, 4)):
+        result = kmip.call(
+            Operation.GET_ATTRIBUTES,
+            GetAttributesRequest(unique_identifier=uid, attribute_names=[]),
+            version=version,
+        )
+        assert result.result_status == OK
+        found = {a.name: a.value for a in result.payload.attributes}
+        assert "Link" not in found, version
+        assert found["Cryptographic Usage Mask"] == 12, version
+    # A 2.x client still sees everything it stored.
+    found = attributes(kmip, uid, "Link", "Cryptographic Usage Mask")
+    assert found["Cryptographic Usage Mask"] == 12 | 0x00100000
+    assert found["Link"].find(Tag.LINK_TYPE).value == LinkType.WRAPPING_KEY_LINK
