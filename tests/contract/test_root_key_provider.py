@@ -160,14 +160,16 @@ def test_unknown_key_is_missing(provider: RootKeyProvider) -> None:
     assert wrapping.value.state == KeyState.MISSING
 
 
-def test_plaintext_size_is_checked(provider: RootKeyProvider) -> None:
+def test_plaintext_sizes(provider: RootKeyProvider) -> None:
     key_id = run(provider.create("contract-size"))
     with pytest.raises(ValueError):
         run(provider.wrap(key_id, b"", AAD))
     with pytest.raises(ValueError):
         run(provider.wrap(key_id, bytes(provider.capabilities.max_plaintext + 1), AAD))
-    largest = bytes(provider.capabilities.max_plaintext)
-    assert run(provider.unwrap(run(provider.wrap(key_id, largest, AAD)), AAD)) == largest
+    for size in (1, 7, 16, 31, 32, 33, 48, 65, provider.capabilities.max_plaintext):
+        plaintext = bytes((i * 7 + size) % 256 for i in range(size))
+        blob = run(provider.wrap(key_id, plaintext, AAD))
+        assert run(provider.unwrap(blob, AAD)) == plaintext, size
 
 
 def test_errors_are_provider_errors_and_carry_no_material(provider: RootKeyProvider) -> None:

@@ -11,10 +11,14 @@ Wrapping happens inside the token, with one of two mechanisms, recorded in the b
 * ``AES_GCM`` (preferred when the token lists ``CKM_AES_GCM``): ``C_Encrypt`` of the plaintext
   with a random 12-byte IV and ``bound_aad`` as the GCM AAD; body = IV || ciphertext || tag.
 * ``AES_KWP`` (RFC 5649, ``CKM_AES_KEY_WRAP_PAD``, or ``CKM_AES_KEY_WRAP_KWP`` where the
-  token names it so): the plaintext and SHA-256 of ``bound_aad`` become a session-only
-  generic secret object, which ``C_WrapKey`` wraps; unwrap is ``C_UnwrapKey`` into a
-  session-only object whose value is read, checked against the digest and destroyed. Key
-  wrap is a deterministic authenticated encryption, so the digest inside binds the AAD.
+  token names it so): ``len(plaintext)`` (2 bytes, big-endian) || SHA-256 of ``bound_aad``
+  || plaintext, zero-padded to a multiple of 8 bytes, becomes a session-only generic secret
+  object, which ``C_WrapKey`` wraps; unwrap is ``C_UnwrapKey`` into a session-only object
+  whose value is read, checked (length, digest, zero padding) and destroyed. Key wrap is a
+  deterministic authenticated encryption, so the digest inside binds the AAD. The payload
+  is padded here because SoftHSM2 zero-pads a key value to 8 bytes *before* RFC 5649 (its
+  output for other lengths is not what RFC 5649 gives); padded, the body is RFC 5649 on
+  every token.
 
 ``disable`` clears ``CKA_ENCRYPT``, ``CKA_DECRYPT``, ``CKA_WRAP`` and ``CKA_UNWRAP`` on every
 version (the token then refuses to use them), ``enable`` sets them again; ``delete`` destroys
@@ -109,6 +113,23 @@ class Pkcs11Config:
         return pin
 
 
+def _kwp_payload(plaintext: bytes, bound: bytes) -> bytes:
+    payload = struct.pack(">H", len(plaintext)) + hashlib.sha256(bound).digest() + plaintext
+    return payload + bytes(-len(payload) % 8)
+
+
+def _kwp_plaintext(value: bytes, bound: bytes) -> bytes:
+    if len(value) < 2 + _DIGEST or len(value) % 8:
+        raise WrappedKeyInvalid()
+    (size,) = struct.unpack_from(">H", value, 0)
+    digest = value[2 : 2 + _DIGEST]
+    end = 2 + _DIGEST + size
+    digest_ok = hmac.compare_digest(digest, hashlib.sha256(bound).digest())
+    if not digest_ok or size == 0 or end > len(value) or any(value[end:]):
+        raise WrappedKeyInvalid()
+    return value[2 + _DIGEST : end]
+
+
 class Pkcs11Provider:
     def __init__(self, config: Pkcs11Config) -> None:
         self._config = config
@@ -130,7 +151,13 @@ class Pkcs11Provider:
         try:
             token = lib.get_token(token_label=config.token_label)
             mechanisms = frozenset(token.slot.get_mechanisms())
-            session = token.open(rw=True, user_pin=config.user_pin())
+            pin = config.user_pin()
+            try:
+                session = token.open(rw=True, user_pin=pin)
+            except p11e.UserAlreadyLoggedIn:
+                # Login is per process and token: another session of this process (another
+                # provider on the same token) logged in already, which covers this one.
+                session = token.open(rw=True)
         except p11e.PinIncorrect:
             raise ProviderUnavailable("the PKCS#11 user PIN was refused") from None
         except p11e.PKCS11Error as exc:
@@ -301,7 +328,7 @@ class Pkcs11Provider:
                         plaintext, mechanism=Ck.AES_GCM, mechanism_param=params
                     )
                 else:
-                    body = self._kwp_wrap(session, root, plaintext + hashlib.sha256(bound).digest())
+                    body = self._kwp_wrap(session, root, _kwp_payload(plaintext, bound))
             except p11e.PKCS11Error as exc:
                 raise ProviderError(f"the token did not wrap: {type(exc).__name__}") from None
             return header.encode() + body
@@ -368,10 +395,7 @@ class Pkcs11Provider:
                 raise
             except p11e.PKCS11Error:
                 raise WrappedKeyInvalid() from None
-            plaintext, digest = value[:-_DIGEST], value[-_DIGEST:]
-            if not plaintext or not hmac.compare_digest(digest, hashlib.sha256(bound).digest()):
-                raise WrappedKeyInvalid()
-            return plaintext
+            return _kwp_plaintext(value, bound)
 
         return await self._call(unwrap)
 
