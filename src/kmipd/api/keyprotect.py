@@ -381,7 +381,9 @@ class Key(BaseModel):
     purgeAllowed: bool | None = None
     purgeAllowedFrom: str | None = None
     purgeScheduledOn: str | None = None
-    payload: str | None = Field(default=None, description="base64 of a standard key's material")
+    payload: str | None = Field(
+        default=None, description="base64 of a standard key's material", repr=False
+    )
 
 
 class KeyCollection(BaseModel):

@@ -39,7 +39,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -225,12 +225,12 @@ class RootKeyInfo:
 class Wrapped:
     ciphertext: str
     version: str
-    plaintext: bytes | None  # set when the keyring made the DEK
+    plaintext: bytes | None = field(repr=False)  # set when the keyring made the DEK
 
 
 @dataclass(frozen=True, slots=True)
 class Unwrapped:
-    plaintext: bytes
+    plaintext: bytes = field(repr=False)
     version: str
     rewrapped: str | None  # the DEK wrapped under the latest version, if it was older
     latest: str

@@ -134,7 +134,7 @@ class KeyFilter:
 @dataclass(frozen=True, slots=True)
 class IssuedCredentials:
     record: CertificateRecord
-    private_key_pem: str
+    private_key_pem: str = field(repr=False)
 
 
 class AdminService:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kmipd.keys import envelope
@@ -48,7 +48,8 @@ class ManagedObject:
     state: State
     attributes: AttributeSet
     created: int
-    body: Any = None  # the typed KMIP object (SymmetricKey, ...), None until loaded
+    # The typed KMIP object (SymmetricKey, ...), None until loaded; it holds key material.
+    body: Any = field(default=None, repr=False)
     last_fetched: int | None = None
     _record: ObjectRecord | None = None
     last_fetched_by: str | None = None  # fingerprint of the certificate that fetched it

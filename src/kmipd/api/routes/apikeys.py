@@ -33,7 +33,7 @@ class ApiKeyOut(BaseModel):
 
 
 class NewApiKey(ApiKeyOut):
-    api_key: str = Field(description="the secret; shown only in this reply")
+    api_key: str = Field(description="the secret; shown only in this reply", repr=False)
 
 
 class ApiKeyList(BaseModel):

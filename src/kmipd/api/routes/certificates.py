@@ -66,7 +66,8 @@ class CertificateOut(BaseModel):
 class IssuedCertificate(BaseModel):
     certificate: CertificateOut
     private_key_pem: str = Field(
-        description="the certificate's private key (PKCS#8); shown only in this reply, not kept"
+        repr=False,
+        description="the certificate's private key (PKCS#8); shown only in this reply, not kept",
     )
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kmipd.api.deps import services
 
@@ -22,8 +22,8 @@ APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey"
 
 
 class TokenResponse(BaseModel):
-    access_token: str
-    refresh_token: str
+    access_token: str = Field(repr=False)
+    refresh_token: str = Field(repr=False)
     token_type: str
     expires_in: int
     expiration: int

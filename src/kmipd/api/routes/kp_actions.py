@@ -38,7 +38,9 @@ from kmipd.keys.keyring import decode_b64
 
 class WrapBody(BaseModel):
     plaintext: str | None = Field(
-        default=None, description="base64 of the DEK; none: kmipd generates a 256-bit DEK"
+        default=None,
+        description="base64 of the DEK; none: kmipd generates a 256-bit DEK",
+        repr=False,
     )
     aad: list[str] | None = Field(
         default=None, description="additional authenticated data; give the same to unwrap"
@@ -48,7 +50,7 @@ class WrapBody(BaseModel):
 class WrapResult(BaseModel):
     ciphertext: str
     keyVersion: KeyVersionRef
-    plaintext: str | None = Field(default=None, description="the DEK kmipd generated")
+    plaintext: str | None = Field(default=None, description="the DEK kmipd generated", repr=False)
 
 
 class UnwrapBody(BaseModel):
@@ -57,7 +59,7 @@ class UnwrapBody(BaseModel):
 
 
 class UnwrapResult(BaseModel):
-    plaintext: str
+    plaintext: str = Field(repr=False)
     keyVersion: KeyVersionRef = Field(description="the version that wrapped the ciphertext")
     ciphertext: str | None = Field(
         default=None, description="the DEK wrapped under the latest version, if it was older"
@@ -78,7 +80,9 @@ class RewrapResult(BaseModel):
 
 class RotateBody(BaseModel):
     payload: str | None = Field(
-        default=None, description="base64 of new material; required for imported root keys"
+        default=None,
+        description="base64 of new material; required for imported root keys",
+        repr=False,
     )
     encryptedNonce: str | None = None
     iv: str | None = None
@@ -88,10 +92,10 @@ class RotateBody(BaseModel):
 class ActionBody(BaseModel):
     """The body of the deprecated ``?action=`` form: the fields of the action named."""
 
-    plaintext: str | None = None
+    plaintext: str | None = Field(default=None, repr=False)
     ciphertext: str | None = None
     aad: list[str] | None = None
-    payload: str | None = None
+    payload: str | None = Field(default=None, repr=False)
     encryptedNonce: str | None = None
     iv: str | None = None
     encryptionAlgorithm: str | None = None

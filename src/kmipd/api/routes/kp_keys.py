@@ -72,6 +72,7 @@ class KeyCreateResource(BaseModel):
         default=None,
         description="base64 of the material to import: 16, 24 or 32 bytes for a root key, "
         "up to 7,500 bytes for a standard key; none to have it generated",
+        repr=False,
     )
     encryptionAlgorithm: str | None = Field(
         default=None, description="secure import (not supported by kmipd)"
