@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -62,7 +63,15 @@ async def load(
     ctx: RequestContext, value: str | Item | None, *, body: bool = False
 ) -> ManagedObject:
     obj = await ctx.objects.get(ctx.instance, resolve_uid(ctx, value), load_body=False)
+    stored_state = obj.state
     apply_dates(obj, ctx.now)
+    if obj.state != stored_state:
+        # A date was reached: write the new state, so that the inventory (HTTPS and Key
+        # Protect APIs, which read the stored row) and every node agree with what KMIP
+        # answers. A concurrent writer that got there first wrote it, or the next read will.
+        touch(obj, ctx.now)
+        with contextlib.suppress(ConcurrentUpdate):
+            await ctx.objects.save(obj, ctx.now)
     if body:
         if obj.state in DESTROYED_STATES:
             raise KmipError(ResultReason.OBJECT_DESTROYED, "the object was destroyed")

@@ -27,9 +27,9 @@ from kmipd.protocol.payloads import (
     SetAttributeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
-from tests.unit.operations.conftest import EngineHarness
-from tests.unit.operations.test_operations import OK, attributes, create, revoke
+from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from tests.unit.operations.conftest import NOW, EngineHarness
+from tests.unit.operations.test_operations import OK, attributes, create, revoke, state
 
 
 def _race_once(kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,3 +143,12 @@ def test_1_x_replies_carry_no_2_x_enumeration_values_or_mask_bits(kmip: EngineHa
     found = attributes(kmip, uid, "Link", "Cryptographic Usage Mask")
     assert found["Cryptographic Usage Mask"] == 12 | 0x00100000
     assert found["Link"].find(Tag.LINK_TYPE).value == LinkType.WRAPPING_KEY_LINK
+
+
+def test_date_driven_transition_is_written_to_the_store(kmip: EngineHarness) -> None:
+    uid = create(kmip, Attribute("Activation Date", NOW + 60, None, DATE_TIME))
+    kmip.advance(61)
+    assert state(kmip, uid) == State.ACTIVE
+    # The inventory (HTTPS API, Key Protect API) reads the stored row: it must agree.
+    record = kmip.loop.run_until_complete(kmip.store.get_object("default", uid))
+    assert record is not None and record.state == State.ACTIVE
