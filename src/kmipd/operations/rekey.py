@@ -15,10 +15,12 @@ from kmipd.model.lifecycle import DESTROYED_STATES
 from kmipd.operations._attributes import check_client_attributes
 from kmipd.operations._common import (
     apply_dates,
+    check_unique_names,
     load,
+    name_values,
     new_attribute_set,
     server_attributes,
-    touch,
+    update,
 )
 from kmipd.operations.create import check_symmetric, material_bytes, symmetric_key
 from kmipd.protocol._generated import LinkType, ObjectType, Operation, ResultReason, State, Tag
@@ -27,10 +29,13 @@ from kmipd.protocol.payloads import ReKeyRequest, ReKeyResponse, requested_attri
 from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, STRUCTURE, TEXT_STRING, Item
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
+from kmipd.service.repository import ManagedObject
 
 OPERATION = Operation.RE_KEY
 
 _DATES = ("Activation Date", "Deactivation Date", "Protect Stop Date", "Process Start Date")
+# Client attributes that describe the old key's history, not the new key.
+_NOT_CARRIED = frozenset(("Link", "Compromise Occurrence Date"))
 
 
 def link(link_type: LinkType, uid: str) -> Attribute:
@@ -53,6 +58,8 @@ async def handle(ctx: RequestContext, request: ReKeyRequest) -> ReKeyResponse:
         raise KmipError(ResultReason.OBJECT_DESTROYED, "the object was destroyed")
     template = requested_attributes(request)
     check_client_attributes(template)
+    # The old key's Names move to the new key; a Name given here must be free.
+    await check_unique_names(ctx, name_values(template), old.uid)
 
     # The old key's client attributes (dates and links are worked out below).
     carried = [
@@ -61,7 +68,7 @@ async def handle(ctx: RequestContext, request: ReKeyRequest) -> ReKeyResponse:
         if (found := rule(a.name)) is not None
         and found.set_by_client
         and a.name not in _DATES
-        and a.name != "Link"
+        and a.name not in _NOT_CARRIED
     ]
     overridden = {a.name for a in template}
     attributes = [a for a in carried if a.name not in overridden] + template
@@ -94,9 +101,18 @@ async def handle(ctx: RequestContext, request: ReKeyRequest) -> ReKeyResponse:
     if new.state != State.PRE_ACTIVE:
         await ctx.objects.save(new, ctx.now)
 
-    old.attributes.delete("Name")
-    old.attributes.add(link(LinkType.REPLACEMENT_OBJECT_LINK, new.uid))
-    touch(old, ctx.now)
-    await ctx.objects.save(old, ctx.now)
+    def hand_over(current: ManagedObject) -> None:
+        if current.state in DESTROYED_STATES:
+            raise KmipError(ResultReason.OBJECT_DESTROYED, "the object was destroyed")
+        current.attributes.delete("Name")
+        current.attributes.add(link(LinkType.REPLACEMENT_OBJECT_LINK, new.uid))
+
+    # Another connection may be changing the old key meanwhile: retry; if the old key
+    # cannot be updated, the new key goes (no orphan holding the old key's Names).
+    try:
+        await update(ctx, old.uid, hand_over)
+    except Exception:
+        await ctx.objects.discard(new)
+        raise
     ctx.id_placeholder = new.uid
     return ReKeyResponse(unique_identifier=new.uid)

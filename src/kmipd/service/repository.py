@@ -169,6 +169,11 @@ class ObjectRepository:
     async def find(self, query: ObjectQuery) -> list[ManagedObject]:
         return [_from_record(r) for r in await self._store.find_objects(query)]
 
+    async def discard(self, obj: ManagedObject) -> None:
+        """Remove an object this request created and could not finish (ReKey's new key
+        when the old one cannot be updated)."""
+        await self._store.delete_object(obj.instance, obj.uid)
+
 
 class JournalingRepository(ObjectRepository):
     """An :class:`ObjectRepository` that remembers what a batch changed, so it can be undone.
@@ -206,6 +211,10 @@ class JournalingRepository(ObjectRepository):
         before = replace(obj._record)
         await super().save(obj, now, destroy_body=destroy_body, new_body=new_body)
         self._journal.append((before, obj._record))
+
+    async def discard(self, obj: ManagedObject) -> None:
+        await super().discard(obj)
+        self._journal = [entry for entry in self._journal if entry[1].uid != obj.uid]
 
     async def undo(self) -> bool:
         """Undo every journalled change, newest first; False if one could not be undone."""

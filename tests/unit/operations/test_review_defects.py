@@ -12,6 +12,7 @@ from kmipd.protocol._generated import (
     LinkType,
     ObjectType,
     Operation,
+    ResultReason,
     RevocationReasonCode,
     State,
     Tag,
@@ -23,13 +24,23 @@ from kmipd.protocol.payloads import (
     DeleteAttributeRequest,
     GetAttributesRequest,
     ModifyAttributeRequest,
+    ReKeyRequest,
     RevokeRequest,
     SetAttributeRequest,
     UidRequest,
 )
 from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from kmipd.store.records import ObjectQuery
 from tests.unit.operations.conftest import NOW, EngineHarness
-from tests.unit.operations.test_operations import OK, attributes, create, revoke, state
+from tests.unit.operations.test_operations import (
+    FAILED,
+    OK,
+    attributes,
+    create,
+    name,
+    revoke,
+    state,
+)
 
 
 def _race_once(kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,3 +163,66 @@ def test_date_driven_transition_is_written_to_the_store(kmip: EngineHarness) -> 
     # The inventory (HTTPS API, Key Protect API) reads the stored row: it must agree.
     record = kmip.loop.run_until_complete(kmip.store.get_object("default", uid))
     assert record is not None and record.state == State.ACTIVE
+
+
+# --- ReKey -------------------------------------------------------------------------------------
+
+
+def _objects(kmip: EngineHarness) -> list[str]:
+    records = kmip.loop.run_until_complete(kmip.store.find_objects(ObjectQuery("default")))
+    return [r.uid for r in records]
+
+
+def test_rekey_retries_a_concurrent_write_to_the_old_key(
+    kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = create(kmip, name("kek"))
+    _race_once(kmip, monkeypatch)
+    result = kmip.call(Operation.RE_KEY, ReKeyRequest(unique_identifier=old))
+    assert result.result_status == OK, result.result_message
+    new = result.payload.unique_identifier
+    old_attrs = attributes(kmip, old, "Link", "Name", "x-Name")
+    assert old_attrs["x-Name"] == "esx01"
+    assert "Name" not in old_attrs
+    assert old_attrs["Link"].find(Tag.LINKED_OBJECT_IDENTIFIER).value == new
+    assert sorted(_objects(kmip)) == sorted((old, new))
+
+
+def test_rekey_that_fails_leaves_no_new_key_behind(
+    kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = create(kmip, name("kek"))
+    # Every write to the old key loses its compare-and-swap (a writer that never stops).
+    original = kmip.store.update_object
+
+    async def always_lost(record: Any) -> bool:
+        return False if record.uid == old else await original(record)
+
+    monkeypatch.setattr(kmip.store, "update_object", always_lost)
+    result = kmip.call(Operation.RE_KEY, ReKeyRequest(unique_identifier=old))
+    assert result.result_status == FAILED
+    monkeypatch.undo()
+    assert _objects(kmip) == [old]
+    assert attributes(kmip, old, "Name")["Name"].find(Tag.NAME_VALUE).value == "kek"
+
+
+def test_rekey_of_a_compromised_key_does_not_mark_the_new_key_compromised(
+    kmip: EngineHarness,
+) -> None:
+    old = create(kmip)
+    assert revoke(kmip, old, RevocationReasonCode.KEY_COMPROMISE) == OK
+    result = kmip.call(Operation.RE_KEY, ReKeyRequest(unique_identifier=old))
+    assert result.result_status == OK, result.result_message
+    found = attributes(kmip, result.payload.unique_identifier)
+    assert "Compromise Occurrence Date" not in found
+    assert found["State"] == State.PRE_ACTIVE
+
+
+def test_rekey_refuses_a_name_another_key_has(kmip: EngineHarness) -> None:
+    create(kmip, name("taken"))
+    old = create(kmip)
+    result = kmip.call(
+        Operation.RE_KEY, ReKeyRequest(unique_identifier=old, attributes=[name("taken")])
+    )
+    assert result.result_reason == ResultReason.NON_UNIQUE_NAME_ATTRIBUTE
+    assert len(_objects(kmip)) == 2
