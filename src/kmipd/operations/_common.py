@@ -96,6 +96,7 @@ async def update(
     for attempt in range(1, UPDATE_ATTEMPTS + 1):
         obj = await load(ctx, value)
         result = change(obj)
+        apply_dates(obj, ctx.now)  # a date the change set may already have passed
         touch(obj, ctx.now)
         try:
             await ctx.objects.save(obj, ctx.now, destroy_body=destroy_body)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kmipd.model.attribute_rules import rule
+from kmipd.model.attribute_rules import MODIFIABLE_IN_STATES, rule
 from kmipd.operations._common import check_unique_names, name_values, update
 from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.attributes import Attribute
@@ -32,7 +32,14 @@ async def handle(ctx: RequestContext, request: AddAttributeRequest) -> AddAttrib
         # Unique among the instance's objects, this one included (KMIP 2.1 §4.41).
         await check_unique_names(ctx, name_values([attribute]), None)
 
+    states = MODIFIABLE_IN_STATES.get(attribute.name)
+
     def add(obj: ManagedObject) -> int:
+        if states is not None and obj.state not in states:
+            raise KmipError(
+                ResultReason.WRONG_KEY_LIFECYCLE_STATE,
+                f"attribute {attribute.name!r} cannot be set in the object's current state",
+            )
         if obj.attributes.count(attribute.name) and not found.multi_valued:
             raise KmipError(
                 ResultReason.ATTRIBUTE_SINGLE_VALUED,

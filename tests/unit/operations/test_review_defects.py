@@ -20,6 +20,7 @@ from kmipd.protocol._generated import (
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.objects import RevocationReason
 from kmipd.protocol.payloads import (
+    AddAttributeRequest,
     CreateRequest,
     DeleteAttributeRequest,
     GetAttributesRequest,
@@ -226,3 +227,28 @@ def test_rekey_refuses_a_name_another_key_has(kmip: EngineHarness) -> None:
     )
     assert result.result_reason == ResultReason.NON_UNIQUE_NAME_ATTRIBUTE
     assert len(_objects(kmip)) == 2
+
+
+def test_add_attribute_of_a_date_follows_the_state_rules(kmip: EngineHarness) -> None:
+    uid = create(kmip)
+    added = kmip.call(
+        Operation.ADD_ATTRIBUTE,
+        AddAttributeRequest(
+            unique_identifier=uid, attribute=Attribute("Activation Date", NOW - 1, None, DATE_TIME)
+        ),
+    )
+    assert added.result_status == OK, added.result_message
+    # The date has passed: the stored row is Active at once, as KMIP answers.
+    record = kmip.loop.run_until_complete(kmip.store.get_object("default", uid))
+    assert record is not None and record.state == State.ACTIVE
+    # An Activation Date is for Pre-Active objects only, as with Set/ModifyAttribute.
+    other = create(kmip)
+    assert revoke(kmip, other, RevocationReasonCode.KEY_COMPROMISE) == OK
+    refused = kmip.call(
+        Operation.ADD_ATTRIBUTE,
+        AddAttributeRequest(
+            unique_identifier=other,
+            attribute=Attribute("Activation Date", NOW + 10, None, DATE_TIME),
+        ),
+    )
+    assert refused.result_reason == ResultReason.WRONG_KEY_LIFECYCLE_STATE
