@@ -97,6 +97,7 @@ async def update(
         obj = await load(ctx, value)
         result = change(obj)
         apply_dates(obj, ctx.now)  # a date the change set may already have passed
+        _track_protection(obj)
         touch(obj, ctx.now)
         try:
             await ctx.objects.save(obj, ctx.now, destroy_body=destroy_body)
@@ -106,6 +107,19 @@ async def update(
             continue
         return obj, result
     raise AssertionError("not reached")
+
+
+def _track_protection(obj: ManagedObject) -> None:
+    """Always Sensitive and Never Extractable hold only while Sensitive stayed True and
+    Extractable stayed False (KMIP 1.4 §3.49-3.50): once either flag is lifted, for good."""
+    attributes = obj.attributes
+    if attributes.value("Always Sensitive") is True and attributes.value("Sensitive") is not True:
+        attributes.set("Always Sensitive", False, BOOLEAN)
+    if (
+        attributes.value("Never Extractable") is True
+        and attributes.value("Extractable") is not False
+    ):
+        attributes.set("Never Extractable", False, BOOLEAN)
 
 
 def apply_dates(obj: ManagedObject, now: int) -> None:

@@ -24,13 +24,22 @@ from kmipd.protocol.payloads import (
     CreateRequest,
     DeleteAttributeRequest,
     GetAttributesRequest,
+    GetRequest,
     ModifyAttributeRequest,
     ReKeyRequest,
     RevokeRequest,
     SetAttributeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from kmipd.protocol.ttlv import (
+    BOOLEAN,
+    DATE_TIME,
+    ENUMERATION,
+    INTEGER,
+    STRUCTURE,
+    TEXT_STRING,
+    Item,
+)
 from kmipd.store.records import ObjectQuery
 from tests.unit.operations.conftest import NOW, EngineHarness
 from tests.unit.operations.test_operations import (
@@ -252,3 +261,33 @@ def test_add_attribute_of_a_date_follows_the_state_rules(kmip: EngineHarness) ->
         ),
     )
     assert refused.result_reason == ResultReason.WRONG_KEY_LIFECYCLE_STATE
+
+
+def test_always_sensitive_and_never_extractable_are_cleared_for_good(kmip: EngineHarness) -> None:
+    uid = create(
+        kmip,
+        Attribute("Sensitive", True, None, BOOLEAN),
+        Attribute("Extractable", False, None, BOOLEAN),
+    )
+    found = attributes(kmip, uid, "Always Sensitive", "Never Extractable")
+    assert found == {"Always Sensitive": True, "Never Extractable": True}
+    for attribute, value in (("Sensitive", False), ("Extractable", True)):
+        result = kmip.call(
+            Operation.SET_ATTRIBUTE,
+            SetAttributeRequest(
+                unique_identifier=uid, attribute=Attribute(attribute, value, None, BOOLEAN)
+            ),
+        )
+        assert result.result_status == OK, result.result_message
+    # The material can now be fetched: it is no longer "always" sensitive or "never"
+    # extractable, even if the flags are set back afterwards.
+    assert kmip.call(Operation.GET, GetRequest(unique_identifier=uid)).result_status == OK
+    for attribute, value in (("Sensitive", True), ("Extractable", False)):
+        kmip.call(
+            Operation.SET_ATTRIBUTE,
+            SetAttributeRequest(
+                unique_identifier=uid, attribute=Attribute(attribute, value, None, BOOLEAN)
+            ),
+        )
+    found = attributes(kmip, uid, "Always Sensitive", "Never Extractable")
+    assert found == {"Always Sensitive": False, "Never Extractable": False}
