@@ -10,9 +10,7 @@ refuses the tokens it obtained.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import secrets
 import time
 import uuid
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import jwt
 
+from kmipd.files import create_file
 from kmipd.store.records import ApiKeyRecord
 from kmipd.store.sqlite import SqliteStore
 
@@ -100,22 +99,7 @@ def load_signing_key(data_dir: Path) -> bytes:
 
 
 def _make_signing_key(path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(SIGNING_KEY_BYTES))
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    create_file(path, secrets.token_bytes(SIGNING_KEY_BYTES), 0o600, exist_ok=True)
 
 
 class ApiAuth:

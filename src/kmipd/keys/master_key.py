@@ -17,6 +17,8 @@ import os
 import secrets
 from pathlib import Path
 
+from kmipd.files import create_file
+
 MASTER_KEY_FILE = "master.key"
 MASTER_KEY_ENV = "KMIPD_KEYRING_KEY"
 MASTER_KEY_BYTES = 32
@@ -62,14 +64,9 @@ def load(directory: Path, *, may_create: bool) -> bytes:
         )
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_bytes(MASTER_KEY_BYTES)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first
+    text = (base64.b64encode(key).decode("ascii") + "\n").encode("ascii")
+    if not create_file(path, text, 0o600, exist_ok=True):  # another process made it first
         return load(directory, may_create=False)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(base64.b64encode(key).decode("ascii") + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
     return key
 
 
