@@ -167,8 +167,10 @@ def kmip_field(
     variant: bool = False,
     enum: type[enum.IntEnum] | None = None,
     v2: tuple[int, Any] | tuple[int, Any, bool] | None = None,
+    secret: bool = False,
 ) -> Any:
-    """Declare a wire field.
+    """Declare a wire field. ``secret`` keeps the value out of the dataclass's repr (key
+    material must not reach a log through an exception or a debug print).
 
     By default the field exists in the versions that define its tag. ``since``/``until``
     narrow the versions in which the field is on the wire. ``v2`` gives
@@ -191,8 +193,10 @@ def kmip_field(
         forms.append(_Form(v2_tag, v2_kind, v2_repeated, max((2, 0), v2_since), v2_until))
     spec = _FieldSpec(tuple(forms), required, variant, enum)
     if any(form.repeated for form in forms):
-        return dataclasses.field(default_factory=list, metadata={_META_KEY: spec})
-    return dataclasses.field(default=None, metadata={_META_KEY: spec})
+        return dataclasses.field(
+            default_factory=list, metadata={_META_KEY: spec}, repr=not secret
+        )
+    return dataclasses.field(default=None, metadata={_META_KEY: spec}, repr=not secret)
 
 
 def _tag_range(tag: int) -> tuple[Version, Version]:

@@ -92,7 +92,7 @@ class KeyValue:
     """Key Value: material as bytes (Byte String) or an Item (Structure), plus attributes."""
 
     key_material: bytes | Item | None = kmip_field(
-        Tag.KEY_MATERIAL, BYTE_STRING, required=True, variant=True
+        Tag.KEY_MATERIAL, BYTE_STRING, required=True, variant=True, secret=True
     )
     attributes: list[Attribute] = kmip_field(
         Tag.ATTRIBUTE, ATTRIBUTE, repeated=True, v2=(Tag.ATTRIBUTES, ATTRIBUTES)
@@ -144,7 +144,9 @@ class OpaqueObject:
     opaque_data_type: OpaqueDataType | int | None = kmip_field(
         Tag.OPAQUE_DATA_TYPE, ENUMERATION, required=True
     )
-    opaque_data_value: bytes | None = kmip_field(Tag.OPAQUE_DATA_VALUE, BYTE_STRING, required=True)
+    opaque_data_value: bytes | None = kmip_field(
+        Tag.OPAQUE_DATA_VALUE, BYTE_STRING, required=True, secret=True
+    )
 
 
 @dataclass(slots=True)

@@ -296,3 +296,14 @@ def test_get_attributes_names_in_1x_and_2x() -> None:
         else:
             assert tags == [Tag.ATTRIBUTE_REFERENCE, Tag.ATTRIBUTE_REFERENCE]
             assert wire[1].value == Tag.STATE
+
+
+def test_key_material_stays_out_of_reprs() -> None:
+    from kmipd.protocol.objects import KeyBlock, KeyValue, OpaqueObject, SymmetricKey
+
+    secret = bytes.fromhex("5ec2e7" * 8)
+    key = SymmetricKey(key_block=KeyBlock(key_value=KeyValue(key_material=secret)))
+    opaque = OpaqueObject(opaque_data_value=secret)
+    for text in (repr(key), str(key), repr(opaque)):
+        assert secret.hex() not in text
+        assert repr(secret) not in text
