@@ -1,8 +1,9 @@
 """Root key provider contract plumbing: one fixture per provider, and a terminal summary of
 which providers ran (and how their contract tests ended).
 
-To add a provider (the remote Key Protect one), write a ``provider_<name>`` fixture that
-yields a ``RootKeyProvider`` and add ``<name>`` to ``PROVIDERS``.
+To add a provider, write a ``provider_<name>`` fixture that yields a ``RootKeyProvider`` and
+add ``<name>`` to ``PROVIDERS``. ``keyprotect-remote`` is the Key Protect provider talking to
+a second kmipd process (its Key Protect-compatible API) with a Manager API key.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.keys.providers.base import RootKeyProvider
 from kmipd.keys.providers.builtin import KeyringProvider
 from tests.support import softhsm
+from tests.support.keyprotect import instance_id, keyprotect_server, new_api_key
 
-PROVIDERS = ("keyring", "softhsm2-gcm", "softhsm2-kwp")
+PROVIDERS = ("keyring", "softhsm2-gcm", "softhsm2-kwp", "keyprotect-remote")
 
 TALLY = pytest.StashKey[dict[str, Counter[str]]]()
 
@@ -55,6 +57,27 @@ def provider_softhsm2_gcm() -> Iterator[RootKeyProvider]:
 @pytest.fixture
 def provider_softhsm2_kwp() -> Iterator[RootKeyProvider]:
     yield from _softhsm("aes-kwp")
+
+
+@pytest.fixture(scope="session")
+def remote_keyprotect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A second kmipd serving the Key Protect-compatible API: the provider's settings."""
+    with keyprotect_server(tmp_path_factory.mktemp("remote-kp")) as server:
+        yield {
+            "url": server.https_url,
+            "instance_id": instance_id(server),
+            "api_key": new_api_key(server, "Manager"),
+            "ca": str(server.ca),
+        }
+
+
+@pytest.fixture
+def provider_keyprotect_remote(remote_keyprotect: dict[str, str]) -> Iterator[RootKeyProvider]:
+    from kmipd.keys.providers.keyprotect import KeyProtectConfig, KeyProtectProvider
+
+    provider = KeyProtectProvider(KeyProtectConfig(**remote_keyprotect))
+    yield provider
+    asyncio.run(provider.close())
 
 
 @pytest.fixture(params=PROVIDERS)

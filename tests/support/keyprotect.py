@@ -110,3 +110,16 @@ def reason(response: httpx.Response) -> str:
     assert first["status"] == response.status_code
     assert first["moreInfo"].startswith("https://")
     return str(first["code"])
+
+
+def new_api_key(server: KmipdServer, role: str, service_id: str = "remote-provider") -> str:
+    """A new API key with ``role`` on ``server``, made with its admin API key."""
+    context = ssl.create_default_context(cafile=str(server.ca))
+    with httpx.Client(base_url=server.https_url, verify=context, timeout=15) as http:
+        response = http.post(
+            "/admin/v1/apikeys",
+            json={"service_id": service_id, "role": role},
+            headers={"Authorization": f"Bearer {server.admin_api_key}"},
+        )
+    assert response.status_code == 201, response.text
+    return str(response.json()["api_key"])

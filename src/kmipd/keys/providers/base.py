@@ -3,7 +3,8 @@
 A provider wraps a short secret (an instance wrapping key, 32 bytes) under a root key and
 unwraps it again; it creates, rotates, disables and deletes root keys and reports their
 status. Implementations: ``builtin.KeyringProvider`` (the built-in keyring file) and
-``pkcs11.Pkcs11Provider`` (an HSM through PKCS#11); a remote Key Protect provider is planned.
+``pkcs11.Pkcs11Provider`` (an HSM through PKCS#11) and ``keyprotect.KeyProtectProvider`` (a
+remote Key Protect-compatible service over HTTPS).
 Differences between them are described by a ``Capabilities`` record, never by subclasses.
 
 Every wrapped blob starts with the same header, so a blob names the root key and version that
