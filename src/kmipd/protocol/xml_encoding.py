@@ -251,10 +251,13 @@ def parse_datetime(text: str, extended: bool) -> int:
             raise ValueError("offset")
     except ValueError:
         raise DecodeError("invalid date-time") from None
-    if sign == "+":
-        moment -= offset
-    elif sign == "-":
-        moment += offset
+    try:
+        if sign == "+":
+            moment -= offset
+        elif sign == "-":
+            moment += offset
+    except OverflowError:  # 9999-12-31T23:59:59-23:59 is past what datetime can hold
+        raise DecodeError("date-time out of range") from None
     micros = 0
     if frac:
         frac6 = (frac + "00000")[:6]

@@ -782,3 +782,12 @@ def test_dates_before_year_1000_keep_four_digit_years(seconds: int) -> None:
     item = Item(0x420020, ttlv.DATE_TIME, seconds)
     assert from_xml(to_xml(item)) == item
     assert from_json(to_json(item)) == item
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_dates_pushed_out_of_range_by_their_offset_are_refused(text: str) -> None:
+    # Found by Hypothesis (6.170): the offset moved the moment past datetime's range.
+    with pytest.raises(DecodeError):
+        from_xml(f'<ActivationDate type="DateTime" value="{text}"/>')
+    with pytest.raises(DecodeError):
+        from_json(f'{{"tag":"ActivationDate","type":"DateTime","value":"{text}"}}')
