@@ -30,6 +30,7 @@ from kmipd.service.context import ServerInfo
 from kmipd.service.engine import KmipEngine
 from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
+from kmipd.service.rewrap import RewrapService
 from kmipd.service.sightings import CertificateSightings
 from kmipd.store.sqlite import SqliteStore
 from kmipd.transport import tls
@@ -112,6 +113,7 @@ class App:
     audit: AuditLog | None = None
     admin: AdminService | None = None
     sightings: CertificateSightings | None = None
+    rewrap: RewrapService | None = None
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -157,6 +159,18 @@ class App:
         app.sightings = CertificateSightings(store)
         app.admin = AdminService(
             store, keyring, instance_keys, repository, settings, app.refresh_trust
+        )
+        # Rotation of the instances' keys and the re-wrap job (service/rewrap.py).
+        rw = settings.rewrap
+        app.rewrap = RewrapService(
+            store,
+            keyring,
+            instance_keys,
+            batch_size=max(1, rw.batch_size),
+            pause=rw.pause,
+            poll_seconds=rw.poll_seconds,
+            lease_seconds=rw.lease_seconds,
+            retire_grace=rw.retire_grace,
         )
         return app
 
@@ -245,7 +259,7 @@ class App:
             self.auth,
             self.readiness,
             self.metrics_text,
-            {"keyprotect": keyprotect},
+            {"keyprotect": keyprotect, "rewrap": self.rewrap},
             admin=self.admin,
             audit=self.audit,
         )
@@ -257,8 +271,12 @@ class App:
             s.path(s.tls.private_key),
         )
         await self.https.start()
+        if self.rewrap is not None:
+            self.rewrap.start_background()
 
     async def close(self) -> None:
+        if self.rewrap is not None:
+            await self.rewrap.close()
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

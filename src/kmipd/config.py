@@ -88,6 +88,23 @@ class KeyProtectSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RewrapSettings:
+    """Rotation of the instances' keys and the re-wrap job (``service/rewrap.py``)."""
+
+    # Objects re-sealed per transaction.
+    batch_size: int = 250
+    # Seconds to pause between two batches (0: none), to bound the job's load on the store.
+    pause: float = 0.0
+    # Seconds between two checks for a root key rotated elsewhere and for jobs to run.
+    poll_seconds: float = 1.0
+    # Seconds a runner's lease lasts without renewal; after a crash, another (or the
+    # restarted) process takes the job over after this.
+    lease_seconds: float = 10.0
+    # Seconds after a newer wrapping key version was made before an older one may be retired.
+    retire_grace: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     kmip: KmipSettings = field(default_factory=KmipSettings)
@@ -96,6 +113,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     keyprotect: KeyProtectSettings = field(default_factory=KeyProtectSettings)
+    rewrap: RewrapSettings = field(default_factory=RewrapSettings)
 
     def path(self, relative: str) -> Path:
         return (self.data_dir / relative).resolve()

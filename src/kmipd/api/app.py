@@ -22,6 +22,7 @@ from kmipd.api.routes import (
     kp_actions,
     kp_aliases,
     kp_keys,
+    rewrap,
 )
 
 
@@ -42,7 +43,14 @@ def build_api(services: ApiServices) -> FastAPI:
     app.include_router(iam.router)
     app.include_router(apikeys.router)
     audit_middleware.install(app)
-    for router in (instances.router, certificates.router, keys.router, audit.router, ca.router):
+    for router in (
+        instances.router,
+        rewrap.router,
+        certificates.router,
+        keys.router,
+        audit.router,
+        ca.router,
+    ):
         app.include_router(router)
     # The Key Protect-compatible root key API; its content types follow the settings.
     json_content_type = bool(getattr(services.extra.get("keyprotect"), "json_content_type", False))

@@ -1,8 +1,11 @@
-"""``kmipd instance create|list|show|delete``: KMIP instances (tenants)."""
+"""``kmipd instance create|list|show|delete|rotate|rewrap|retire``: KMIP instances (tenants),
+the rotation of their keys and the re-wrap job."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +47,31 @@ def register(commands: Any) -> None:
     )
     delete.add_argument("--yes", action="store_true", help="confirm --force")
     delete.set_defaults(run=run_delete)
+
+    rotate = actions.add_parser(
+        "rotate", parents=[common], help="rotate the instance's root key and wrapping key"
+    )
+    rotate.add_argument("name")
+    rotate.set_defaults(run=run_rotate)
+
+    rewrap = actions.add_parser(
+        "rewrap",
+        parents=[common],
+        help="start or resume the re-wrap job (every object to the newest wrapping key)",
+    )
+    rewrap.add_argument("name")
+    rewrap.add_argument("--wait", action="store_true", help="show progress until it is done")
+    rewrap.add_argument(
+        "--status", action="store_true", help="only show the job's progress; start nothing"
+    )
+    rewrap.set_defaults(run=run_rewrap)
+
+    retire = actions.add_parser(
+        "retire", parents=[common], help="delete a wrapping key version no object uses"
+    )
+    retire.add_argument("name")
+    retire.add_argument("version", type=int)
+    retire.set_defaults(run=run_retire)
 
 
 def path(name: str) -> str:
@@ -119,4 +147,61 @@ def run_delete(args: argparse.Namespace) -> int:
         print_json({"deleted": args.name})
     else:
         print(f"deleted instance {args.name}")
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    reply = ApiClient.from_args(args).call("POST", path(args.name) + "/rotate")
+    if args.json:
+        print_json(reply)
+    else:
+        print(
+            f"rotated instance {reply['instance']}: root key {reply['root_key_id']} version "
+            f"{reply['root_key_version']}, wrapping key version {reply['wrapping_key_version']}; "
+            "the re-wrap job has started"
+        )
+    return 0
+
+
+def progress_line(job: dict[str, Any], width: int = 30) -> str:
+    done = int(width * job["percent"] / 100)
+    bar = "#" * done + "." * (width - done)
+    return (
+        f"[{bar}] {job['percent']:6.2f}%  {job['objects_on_target']} on version "
+        f"{job['target_version']}, {job['objects_remaining']} remaining  ({job['state']})"
+    )
+
+
+def run_rewrap(args: argparse.Namespace) -> int:
+    client = ApiClient.from_args(args)
+    rewrap = path(args.name) + "/rewrap"
+    job = client.call("GET" if args.status else "POST", rewrap)
+    interactive = sys.stdout.isatty() and not args.json
+    while args.wait and job["state"] == "running":
+        if interactive:
+            print("\r" + progress_line(job), end="", flush=True)
+        time.sleep(0.5)
+        job = client.call("GET", rewrap)
+    if interactive and args.wait:
+        print("\r", end="")
+    if args.json:
+        print_json(job)
+        return 0
+    print(progress_line(job))
+    versions = ", ".join(
+        f"v{k['version']}: {k['objects']}" + (" (current)" if k["current"] else "")
+        for k in job["wrapping_keys"]
+    )
+    print(f"wrapping keys (objects): {versions}")
+    if job.get("error"):
+        print(f"error: {job['error']}")
+    return 0
+
+
+def run_retire(args: argparse.Namespace) -> int:
+    ApiClient.from_args(args).call("DELETE", f"{path(args.name)}/wrapping-keys/{args.version}")
+    if args.json:
+        print_json({"retired": args.version, "instance": args.name})
+    else:
+        print(f"retired wrapping key version {args.version} of instance {args.name}")
     return 0

@@ -119,3 +119,24 @@ class InstanceKeys:
                     return existing
             raise
         return record
+
+    # --- rotation (used by kmipd.service.rewrap) ----------------------------------------
+
+    async def rotate(self, instance: str, root_key_id: str) -> int:
+        """A new wrapping key version, wrapped under the root key's newest version, used by
+        this process for every seal from now on; its version number."""
+        async with self._lock:
+            records = await self._store.wrapping_keys(instance)
+            version = records[-1].version + 1 if records else 1
+            self._check(root_key_id, for_wrap=True)
+            record = await self._create(instance, root_key_id, version)
+            self._unwrap(record)
+            self._current[instance] = record.version
+            return record.version
+
+    def follow_newest(self, instance: str, newest: int) -> None:
+        """Seal under ``newest`` from now on if it is newer than the cached current version
+        (made by another process): the next ``current`` reads it from the store."""
+        version = self._current.get(instance)
+        if version is not None and version < newest:
+            self._current.pop(instance, None)

@@ -87,6 +87,7 @@ class AdminQueries:
             [
                 ("DELETE FROM objects WHERE instance = ?", (name,)),
                 ("DELETE FROM certificates WHERE instance = ?", (name,)),
+                ("DELETE FROM rewrap_jobs WHERE instance = ?", (name,)),
                 ("DELETE FROM wrapping_keys WHERE instance = ?", (name,)),
                 ("DELETE FROM instances WHERE name = ?", (name,)),
             ],

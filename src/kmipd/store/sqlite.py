@@ -24,6 +24,7 @@ from kmipd.store.records import (
     ObjectRecord,
     WrappingKeyRecord,
 )
+from kmipd.store.rewrap_queries import RewrapQueries, migrate_rewrap
 
 T = TypeVar("T")
 
@@ -90,7 +91,7 @@ class StoreError(Exception):
     """The store failed or refused a write; the message is safe to log, never to a client."""
 
 
-class SqliteStore(AdminQueries):
+class SqliteStore(AdminQueries, RewrapQueries):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmipd-sqlite")
@@ -119,6 +120,7 @@ class SqliteStore(AdminQueries):
             raise StoreError("SQLite refused WAL mode")
         db.executescript(SCHEMA)
         migrate(db)
+        migrate_rewrap(db)
         row = db.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
