@@ -8,7 +8,7 @@ import logging
 import signal
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from kmipd.api.server import HttpsServer
 from kmipd.audit import AuditLog
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring, KeyRules
+from kmipd.keys.providers.base import KeyState, ProviderError, RootKeyProvider
+from kmipd.keys.providers.registry import BUILTIN, build_providers
 from kmipd.metrics import Metrics
 from kmipd.operations import REGISTRY
 from kmipd.protocol._generated import ObjectType
@@ -114,6 +116,9 @@ class App:
     admin: AdminService | None = None
     sightings: CertificateSightings | None = None
     rewrap: RewrapService | None = None
+    providers: dict[str, RootKeyProvider] = field(default_factory=dict)
+    instance_keys: InstanceKeys | None = None
+    _root_key_checker: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -131,7 +136,11 @@ class App:
                 action_delay=kp.action_delay,
             ),
         )
-        instance_keys = InstanceKeys(store, keyring)
+        try:
+            providers = build_providers(settings, keyring)
+        except config.ConfigError as exc:
+            raise StartupError(str(exc)) from None
+        instance_keys = InstanceKeys(store, keyring, providers)
         # A root key disabled or deleted here drops its instances' cached wrapping keys at
         # once (every use also checks the key's state, which covers other processes).
         keyring.add_listener(instance_keys.forget_root_key)
@@ -156,6 +165,8 @@ class App:
             raise StartupError(str(exc)) from None
         app = cls(settings, store, keyring, engine, IdentityResolver(store), auth, metrics)
         app.audit = audit
+        app.providers = providers
+        app.instance_keys = instance_keys
         app.sightings = CertificateSightings(store)
         app.admin = AdminService(
             store, keyring, instance_keys, repository, settings, app.refresh_trust
@@ -186,7 +197,78 @@ class App:
             checks["root_key_provider"] = "ok"
         except Exception as exc:
             checks["root_key_provider"] = f"failed: {type(exc).__name__}"
+        for name, provider in self.providers.items():
+            if name == BUILTIN:
+                continue
+            try:
+                health = await provider.health()
+                checks[f"root_key_provider.{name}"] = "ok" if health.ok else "failed"
+            except Exception as exc:
+                checks[f"root_key_provider.{name}"] = f"failed: {type(exc).__name__}"
         return checks
+
+    async def check_providers(self) -> None:
+        """Refuse to start when a provider an instance uses is unknown or unreachable."""
+        used: dict[str, list[str]] = {}
+        for record in await self.store.instances():
+            used.setdefault(record.provider, []).append(record.name)
+        for name, instances in sorted(used.items()):
+            provider = self.providers.get(name)
+            listed = ", ".join(sorted(instances))
+            if provider is None:
+                raise StartupError(
+                    f"instance(s) {listed} use root key provider {name!r}, which kmipd.toml "
+                    f"does not configure: add a [root_key_providers.{name}] table"
+                )
+            try:
+                health = await provider.health()
+            except ProviderError as exc:
+                health_ok, detail = False, str(exc)
+            else:
+                health_ok, detail = health.ok, health.detail
+            if not health_ok:
+                raise StartupError(
+                    f"root key provider {name!r} (used by instance(s) {listed}) is not usable: "
+                    f"{detail}; fix [root_key_providers.{name}] in kmipd.toml"
+                )
+
+    async def check_root_keys(self) -> None:
+        """One pass of the periodic check: the root keys in use in providers whose keys can
+        change outside kmipd; a key that is no longer usable drops its wrapping keys."""
+        assert self.instance_keys is not None
+        for record in await self.store.instances():
+            provider = self.providers.get(record.provider)
+            if provider is None or not _external_changes(provider):
+                continue
+            try:
+                state = (await provider.status(record.root_key_id)).state
+            except ProviderError as exc:
+                log.warning(
+                    "root key %s of instance %s: status unknown: %s",
+                    record.root_key_id,
+                    record.name,
+                    exc,
+                )
+                continue
+            if state not in (KeyState.ACTIVE, KeyState.DEACTIVATED):
+                log.warning(
+                    "root key %s of instance %s is %s in provider %s: the instance stops",
+                    record.root_key_id,
+                    record.name,
+                    state.value,
+                    record.provider,
+                )
+                self.instance_keys.forget_root_key(record.root_key_id)
+                self.instance_keys.forget(record.name)
+
+    async def _check_root_keys_forever(self) -> None:
+        interval = self.settings.root_keys.check_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.check_root_keys()
+            except Exception:  # keep checking
+                log.exception("the periodic root key check failed")
 
     async def metrics_text(self) -> bytes:
         listener = self.listener
@@ -241,6 +323,11 @@ class App:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.check_providers()
+        if any(_external_changes(p) for p in self.providers.values()):
+            self._root_key_checker = asyncio.get_running_loop().create_task(
+                self._check_root_keys_forever()
+            )
         await self._refresh_trust()
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_trust_forever())
         self.listener = KmipListener(
@@ -277,15 +364,26 @@ class App:
     async def close(self) -> None:
         if self.rewrap is not None:
             await self.rewrap.close()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._root_key_checker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.https is not None:
             await self.https.close()
         if self.listener is not None:
             await self.listener.close()
         await self.store.close()
+        for provider in self.providers.values():
+            with contextlib.suppress(Exception):
+                await provider.close()
+
+
+def _external_changes(provider: RootKeyProvider) -> bool:
+    try:
+        return provider.capabilities.external_changes
+    except ProviderError:  # an unused provider that cannot tell (token absent)
+        return False
 
 
 async def serve(settings: config.Settings) -> None:

@@ -105,6 +105,29 @@ class RewrapSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RootKeysSettings:
+    """Root keys held by named providers (``[root_key_providers.<name>]`` tables)."""
+
+    # Seconds between two checks of the root keys in use, in providers whose keys can change
+    # outside kmipd (a remote Key Protect): a key disabled or deleted there stops its
+    # instances within this.
+    check_interval: float = 30.0
+
+
+PROVIDER_KINDS = ("keyring", "pkcs11", "keyprotect")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """One ``[root_key_providers.<name>]`` table: its kind and the kind's settings (checked
+    when the provider is built, ``kmipd.keys.providers.registry``)."""
+
+    name: str
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold a PIN
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     kmip: KmipSettings = field(default_factory=KmipSettings)
@@ -113,6 +136,8 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     limits: LimitsSettings = field(default_factory=LimitsSettings)
     keyprotect: KeyProtectSettings = field(default_factory=KeyProtectSettings)
+    root_keys: RootKeysSettings = field(default_factory=RootKeysSettings)
+    root_key_providers: tuple[ProviderSettings, ...] = ()
     rewrap: RewrapSettings = field(default_factory=RewrapSettings)
 
     def path(self, relative: str) -> Path:
@@ -138,6 +163,24 @@ def _section(cls: type, raw: Any, where: str) -> Any:
     return cls(**values)
 
 
+def _providers(raw: Any) -> tuple[ProviderSettings, ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError("[root_key_providers] must hold one table per provider")
+    providers = []
+    for name, table in raw.items():
+        where = f"root_key_providers.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{where}] must be a table with kind = {' | '.join(PROVIDER_KINDS)}")
+        if name == "builtin":
+            raise ConfigError(f"[{where}]: 'builtin' is the built-in keyring; pick another name")
+        options = dict(table)
+        kind = options.pop("kind", None)
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{where}.kind must be one of {', '.join(PROVIDER_KINDS)}")
+        providers.append(ProviderSettings(name, kind, options))
+    return tuple(providers)
+
+
 def load(data_dir: Path) -> Settings:
     path = data_dir / CONFIG_FILE
     try:
@@ -146,9 +189,9 @@ def load(data_dir: Path) -> Settings:
         raise ConfigError(f"{path} not found; run 'kmipd init --data-dir {data_dir}'") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    sections: dict[str, Any] = {}
+    sections: dict[str, Any] = {"root_key_providers": _providers(raw.pop("root_key_providers", {}))}
     for f in fields(Settings):
-        if f.name == "data_dir":
+        if f.name in ("data_dir", "root_key_providers"):
             continue
         cls = f.default_factory  # type: ignore[misc]
         assert callable(cls) and is_dataclass(cls)
@@ -162,18 +205,25 @@ def render(settings: Settings) -> str:
     """The TOML text of ``settings``, with every setting written out."""
     lines = ["# kmipd configuration. Paths are relative to this file's directory.", ""]
     for f in fields(Settings):
-        if f.name == "data_dir":
+        if f.name in ("data_dir", "root_key_providers"):
             continue
         section = getattr(settings, f.name)
         lines.append(f"[{f.name}]")
         for sf in fields(section):
             value = getattr(section, sf.name)
-            if isinstance(value, str):
-                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            elif isinstance(value, bool):
-                text = "true" if value else "false"
-            else:
-                text = repr(value)
-            lines.append(f"{sf.name} = {text}")
+            lines.append(f"{sf.name} = {_toml(value)}")
+        lines.append("")
+    for provider in settings.root_key_providers:
+        lines.append(f"[root_key_providers.{provider.name}]")
+        for key, value in {"kind": provider.kind, **provider.options}.items():
+            lines.append(f"{key} = {_toml(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)

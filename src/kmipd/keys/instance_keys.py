@@ -4,10 +4,16 @@ The root key wraps the instance wrapping key; the instance wrapping key seals ea
 material. So a KMIP Get needs the root key only once per instance and process, and the
 unwrapped wrapping keys live only in this object's memory. ``forget`` and
 ``forget_root_key`` drop them (root key deleted or disabled; the composition root calls the
-latter from the keyring's change hook). Every use also checks the root key's state in the
-keyring (a ``stat`` of its file, read again when another process changed it), so a root key
-deleted or disabled anywhere stops its instances at once: sealing needs it Active, opening
-Active or Deactivated, as Key Protect allows wrap and unwrap.
+latter from the keyring's change hook and from the periodic check of remote providers).
+
+The root key lives in the instance's named ``RootKeyProvider`` (``builtin`` is the keyring);
+wrapping keys are wrapped and unwrapped through it. Rows written before providers existed
+hold bare ``Keyring.wrap`` output (no ``KRK1`` header): they still open through the keyring.
+For built-in root keys every use also checks the key's state in the keyring (a ``stat`` of
+its file, read again when another process changed it), so a root key deleted or disabled
+anywhere stops its instances at once: sealing needs it Active, opening Active or
+Deactivated, as Key Protect allows wrap and unwrap. Provider errors become
+``RootKeyUnavailable``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,16 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
+from collections.abc import Mapping
 
 from kmipd.keys import envelope
 from kmipd.keys.keyring import Keyring, KeyringError
+from kmipd.keys.providers.base import MAGIC, KeyNotUsable, ProviderError, RootKeyProvider
+from kmipd.keys.providers.builtin import KeyringProvider
 from kmipd.store.records import WrappingKeyRecord
 from kmipd.store.sqlite import SqliteStore, StoreError
+
+BUILTIN = "builtin"
 
 
 class RootKeyUnavailable(Exception):
@@ -32,9 +43,17 @@ def _aad(instance: str, version: int) -> bytes:
 
 
 class InstanceKeys:
-    def __init__(self, store: SqliteStore, keyring: Keyring) -> None:
+    def __init__(
+        self,
+        store: SqliteStore,
+        keyring: Keyring,
+        providers: Mapping[str, RootKeyProvider] | None = None,
+    ) -> None:
         self._store = store
         self._keyring = keyring
+        self._providers: dict[str, RootKeyProvider] = {BUILTIN: KeyringProvider(keyring)}
+        self._providers.update(providers or {})
+        self._root_provider: dict[str, str] = {}  # provider name of each root key seen
         self._keys: dict[tuple[str, int], bytes] = {}
         self._roots: dict[tuple[str, int], str] = {}  # root key id of each cached key
         self._current: dict[str, int] = {}
@@ -57,7 +76,27 @@ class InstanceKeys:
                 self._roots.pop(key, None)
                 self._current.pop(key[0], None)
 
+    @property
+    def providers(self) -> Mapping[str, RootKeyProvider]:
+        """The root key providers by name (``builtin`` is the keyring)."""
+        return self._providers
+
+    def _provider(self, name: str) -> RootKeyProvider:
+        provider = self._providers.get(name)
+        if provider is None:
+            raise RootKeyUnavailable(f"root key provider {name!r} is not configured")
+        return provider
+
+    async def _instance_provider(self, instance: str) -> str:
+        for record in await self._store.instances():
+            if record.name == instance:
+                self._root_provider[record.root_key_id] = record.provider
+                return record.provider
+        return BUILTIN
+
     def _check(self, root_key_id: str, *, for_wrap: bool) -> None:
+        if self._root_provider.get(root_key_id, BUILTIN) != BUILTIN:
+            return  # remote keys: the periodic check calls forget_root_key
         try:
             self._keyring.check(root_key_id, for_wrap=for_wrap)
         except KeyringError as exc:
@@ -76,8 +115,9 @@ class InstanceKeys:
             if not records:
                 records = [await self._create(instance, root_key_id, 1)]
             newest = records[-1]
+            self._root_provider[newest.root_key_id] = newest.provider
             self._check(newest.root_key_id, for_wrap=True)
-            key = self._unwrap(newest)
+            key = await self._unwrap(newest)
             self._current[instance] = newest.version
             return newest.version, key
 
@@ -89,15 +129,26 @@ class InstanceKeys:
             return cached
         for record in await self._store.wrapping_keys(instance):
             if record.version == version:
-                return self._unwrap(record)
+                return await self._unwrap(record)
         raise RootKeyUnavailable(f"instance {instance} has no wrapping key version {version}")
 
-    def _unwrap(self, record: WrappingKeyRecord) -> bytes:
+    async def _unwrap(self, record: WrappingKeyRecord) -> bytes:
+        self._root_provider[record.root_key_id] = record.provider
+        aad = _aad(record.instance, record.version)
         try:
-            key = self._keyring.unwrap(
-                record.root_key_id, record.wrapped, _aad(record.instance, record.version)
-            )
-        except KeyringError as exc:
+            if record.wrapped.startswith(MAGIC):
+                provider = self._provider(record.provider)
+                key = await provider.unwrap(record.wrapped, aad)
+            elif record.provider == BUILTIN:  # legacy: bare Keyring.wrap output
+                key = await asyncio.to_thread(
+                    self._keyring.unwrap, record.root_key_id, record.wrapped, aad
+                )
+            else:
+                raise RootKeyUnavailable("the wrapping key's blob names no root key")
+        except KeyNotUsable as exc:
+            self.forget_root_key(record.root_key_id)
+            raise RootKeyUnavailable(str(exc)) from None
+        except (KeyringError, ProviderError, ValueError) as exc:
             raise RootKeyUnavailable(str(exc)) from None
         self._keys[(record.instance, record.version)] = key
         self._roots[(record.instance, record.version)] = record.root_key_id
@@ -105,11 +156,17 @@ class InstanceKeys:
 
     async def _create(self, instance: str, root_key_id: str, version: int) -> WrappingKeyRecord:
         key = envelope.new_key()
+        name = await self._instance_provider(instance)
         try:
-            wrapped = self._keyring.wrap(root_key_id, key, _aad(instance, version))
-        except KeyringError as exc:
+            wrapped = await self._provider(name).wrap(root_key_id, key, _aad(instance, version))
+        except KeyNotUsable as exc:
+            self.forget_root_key(root_key_id)
             raise RootKeyUnavailable(str(exc)) from None
-        record = WrappingKeyRecord(instance, version, root_key_id, wrapped, int(time.time()))
+        except (ProviderError, ValueError) as exc:
+            raise RootKeyUnavailable(str(exc)) from None
+        record = WrappingKeyRecord(
+            instance, version, root_key_id, wrapped, int(time.time()), provider=name
+        )
         try:
             await self._store.add_wrapping_key(record)
         except StoreError:
@@ -130,7 +187,7 @@ class InstanceKeys:
             version = records[-1].version + 1 if records else 1
             self._check(root_key_id, for_wrap=True)
             record = await self._create(instance, root_key_id, version)
-            self._unwrap(record)
+            await self._unwrap(record)
             self._current[instance] = record.version
             return record.version
 

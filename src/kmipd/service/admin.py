@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from kmipd import config, pki
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring, KeyringError
+from kmipd.keys.providers.base import KeyState, ProviderError
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.model.lifecycle import DESTROYED_STATES
 from kmipd.protocol import ttlv
@@ -100,6 +101,7 @@ class InstanceInfo:
     certificates: int
     keys: int  # objects not destroyed
     objects_by_state: dict[str, int]
+    provider: str = "builtin"  # the root key provider that holds root_key_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +176,7 @@ class AdminService:
             certificates=len(certificates),
             keys=sum(n for s, n in counts.items() if s not in DESTROYED_STATES),
             objects_by_state={enum_name(State, s) or "": n for s, n in sorted(counts.items())},
+            provider=record.provider,
         )
 
     async def instances(self) -> list[InstanceInfo]:
@@ -183,9 +186,10 @@ class AdminService:
         return await self._info(await self._instance_record(name))
 
     async def create_instance(
-        self, name: str, root_key_id: str | None
+        self, name: str, root_key_id: str | None, provider: str | None = None
     ) -> tuple[InstanceInfo, bool]:
-        """A new instance bound to ``root_key_id``, or to a new built-in root key when None.
+        """A new instance bound to ``root_key_id`` in the named root key ``provider``
+        (default: the built-in keyring), or to a new root key made there when None.
         Returns it and whether a root key was made."""
         if not INSTANCE_NAME.match(name):
             raise AdminError(
@@ -197,11 +201,14 @@ class AdminService:
         if any(r.name == name for r in await self._store.instances()):
             raise AdminError("conflict", "instance_exists", f"an instance named {name!r} exists")
         created_root_key = root_key_id is None
-        if root_key_id is None:
+        provider = provider or "builtin"
+        if provider != "builtin":
+            root_key_id = await self._provider_root_key(name, provider, root_key_id)
+        elif root_key_id is None:
             root_key_id = self._keyring.create(f"root key of instance {name}")
         else:
             root_key_id = self._check_root_key(root_key_id)
-        record = InstanceRecord(name, root_key_id, int(self._clock()))
+        record = InstanceRecord(name, root_key_id, int(self._clock()), provider=provider)
         try:
             await self._store.add_instance(record)
         except StoreError:
@@ -210,6 +217,33 @@ class AdminService:
             ) from None
         self._instance_keys.forget(name)
         return await self._info(record), created_root_key
+
+    async def _provider_root_key(self, name: str, provider: str, root_key_id: str | None) -> str:
+        """A new root key in ``provider``, or ``root_key_id`` once it is checked Active."""
+        source = self._instance_keys.providers.get(provider)
+        if source is None:
+            known = ", ".join(sorted(self._instance_keys.providers))
+            raise AdminError(
+                "invalid",
+                "invalid_provider",
+                f"no root key provider named {provider!r}; configured: {known}",
+            )
+        try:
+            if root_key_id is None:
+                return await source.create(f"root key of instance {name}")
+            state = (await source.status(root_key_id)).state
+        except ProviderError as exc:
+            raise AdminError(
+                "invalid", "provider_unavailable", f"root key provider {provider!r}: {exc}"
+            ) from None
+        if state != KeyState.ACTIVE:
+            raise AdminError(
+                "invalid",
+                "invalid_root_key",
+                f"root key {root_key_id} in provider {provider!r} is {state.value}; bind the "
+                "instance to an active root key",
+            )
+        return root_key_id
 
     def _check_root_key(self, root_key_id: str) -> str:
         """The id of the root key ``root_key_id`` names (an id or an alias): the instance is

@@ -38,6 +38,8 @@ CREATE INDEX IF NOT EXISTS audit_uid ON audit (uid);
 _ADDED_COLUMNS = (
     ("certificates", "last_seen", "INTEGER"),
     ("objects", "last_fetched_by", "TEXT"),
+    ("instances", "provider", "TEXT NOT NULL DEFAULT 'builtin'"),
+    ("wrapping_keys", "provider", "TEXT NOT NULL DEFAULT 'builtin'"),
 )
 
 _AUDIT_COLUMNS = "seq, time, actor, channel, action, instance, uid, result, reason"

@@ -49,6 +49,7 @@ class InstanceRecord:
     name: str
     root_key_id: str
     created: int
+    provider: str = "builtin"  # the named root key provider that holds root_key_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class WrappingKeyRecord:
     root_key_id: str
     wrapped: bytes
     created: int
+    provider: str = "builtin"  # the root key provider that wrapped it
 
 
 @dataclass(slots=True)

@@ -156,13 +156,15 @@ class SqliteStore(AdminQueries, RewrapQueries):
     async def add_instance(self, record: InstanceRecord) -> None:
         await self._run(
             self._write,
-            "INSERT INTO instances (name, root_key_id, created) VALUES (?, ?, ?)",
-            (record.name, record.root_key_id, record.created),
+            "INSERT INTO instances (name, root_key_id, created, provider) VALUES (?, ?, ?, ?)",
+            (record.name, record.root_key_id, record.created, record.provider),
         )
 
     async def instances(self) -> list[InstanceRecord]:
         rows = await self._run(
-            self._query, "SELECT name, root_key_id, created FROM instances ORDER BY name", ()
+            self._query,
+            "SELECT name, root_key_id, created, provider FROM instances ORDER BY name",
+            (),
         )
         return [InstanceRecord(*row) for row in rows]
 
@@ -199,15 +201,23 @@ class SqliteStore(AdminQueries, RewrapQueries):
     async def add_wrapping_key(self, record: WrappingKeyRecord) -> None:
         await self._run(
             self._write,
-            "INSERT INTO wrapping_keys (instance, version, root_key_id, wrapped, created) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (record.instance, record.version, record.root_key_id, record.wrapped, record.created),
+            "INSERT INTO wrapping_keys "
+            "(instance, version, root_key_id, wrapped, created, provider) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.instance,
+                record.version,
+                record.root_key_id,
+                record.wrapped,
+                record.created,
+                record.provider,
+            ),
         )
 
     async def wrapping_keys(self, instance: str) -> list[WrappingKeyRecord]:
         rows = await self._run(
             self._query,
-            "SELECT instance, version, root_key_id, wrapped, created FROM wrapping_keys "
+            "SELECT instance, version, root_key_id, wrapped, created, provider FROM wrapping_keys "
             "WHERE instance = ? ORDER BY version",
             (instance,),
         )

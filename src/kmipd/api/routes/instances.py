@@ -29,14 +29,21 @@ class InstanceIn(BaseModel):
     root_key_id: str | None = Field(
         default=None,
         max_length=128,
-        description="an existing built-in root key to bind the instance to; left out, a new "
-        "root key is made for it",
+        description="an existing root key (in the provider) to bind the instance to; left "
+        "out, a new root key is made for it",
+    )
+    provider: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the root key provider (a [root_key_providers.<name>] of kmipd.toml); "
+        "left out: builtin, the built-in keyring",
     )
 
 
 class InstanceOut(BaseModel):
     name: str
     root_key_id: str
+    provider: str = Field(default="builtin", description="the root key provider")
     created: int = Field(description="seconds since the epoch")
     certificates: int = Field(description="allowed client certificates and trusted CAs")
     keys: int = Field(description="managed objects that are not destroyed")
@@ -55,6 +62,7 @@ def instance_out(info: InstanceInfo) -> InstanceOut:
     return InstanceOut(
         name=info.name,
         root_key_id=info.root_key_id,
+        provider=info.provider,
         created=info.created,
         certificates=info.certificates,
         keys=info.keys,
@@ -71,7 +79,9 @@ async def list_instances(request: Request, _: Reader) -> InstanceList:
 @router.post("", response_model=NewInstance, status_code=201, responses=errors(400, 409))
 async def create_instance(request: Request, body: InstanceIn, _: Writer) -> NewInstance:
     request.state.audit_instance = body.name
-    info, created = await admin_service(request).create_instance(body.name, body.root_key_id)
+    info, created = await admin_service(request).create_instance(
+        body.name, body.root_key_id, body.provider
+    )
     return NewInstance(**instance_out(info).model_dump(), root_key_created=created)
 
 
