@@ -222,7 +222,15 @@ def test_nothing_but_token_and_health_answers_without_a_credential(
     checked = 0
     for path, operations in paths.items():
         url = path
-        for parameter in ("{name}", "{id}", "{uid}", "{fingerprint}", "{key_id}", "{alias}"):
+        for parameter in (
+            "{name}",
+            "{id}",
+            "{uid}",
+            "{fingerprint}",
+            "{key_id}",
+            "{alias}",
+            "{version}",
+        ):
             url = url.replace(parameter, "x")
         assert "{" not in url, f"fill the path parameters of {path}"
         for method in operations:

@@ -193,9 +193,7 @@ def kmip_field(
         forms.append(_Form(v2_tag, v2_kind, v2_repeated, max((2, 0), v2_since), v2_until))
     spec = _FieldSpec(tuple(forms), required, variant, enum)
     if any(form.repeated for form in forms):
-        return dataclasses.field(
-            default_factory=list, metadata={_META_KEY: spec}, repr=not secret
-        )
+        return dataclasses.field(default_factory=list, metadata={_META_KEY: spec}, repr=not secret)
     return dataclasses.field(default=None, metadata={_META_KEY: spec}, repr=not secret)
 
 
