@@ -62,6 +62,9 @@ def test_instance_commands(cli: Cli) -> None:
 
     code, _, err = cli("instance", "create", "cli-a")
     assert code == 1 and "exists" in err and err.count("\n") == 1
+    assert cli.json("instance", "create", "cli-b", "--provider", "builtin")["provider"] == "builtin"
+    code, _, err = cli("instance", "create", "cli-c", "--provider", "nope")
+    assert code != 0 and "nope" in err and err.count("\n") == 1
     code, _, err = cli("instance", "show", "cli-missing")
     assert code == 3 and "no instance named 'cli-missing'" in err
     code, _, err = cli("instance", "delete", "cli-a", "--force")

@@ -30,6 +30,11 @@ def register(commands: Any) -> None:
     create.add_argument(
         "--root-key-id", help="bind it to this existing root key (default: make a new one)"
     )
+    create.add_argument(
+        "--provider",
+        help="the root key provider, a [root_key_providers.NAME] of kmipd.toml "
+        "(default: builtin, the built-in keyring)",
+    )
     create.set_defaults(run=run_create)
 
     actions.add_parser("list", parents=[common], help="list instances").set_defaults(run=run_list)
@@ -94,6 +99,8 @@ def _show(instance: dict[str, Any]) -> None:
 
 def run_create(args: argparse.Namespace) -> int:
     body = {"name": args.name, "root_key_id": args.root_key_id}
+    if args.provider is not None:
+        body["provider"] = args.provider
     instance = ApiClient.from_args(args).call("POST", "/admin/v1/instances", body)
     if args.json:
         print_json(instance)
