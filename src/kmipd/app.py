@@ -182,6 +182,7 @@ class App:
             poll_seconds=rw.poll_seconds,
             lease_seconds=rw.lease_seconds,
             retire_grace=rw.retire_grace,
+            schedule_check_seconds=max(0.05, rw.schedule_check_seconds),
         )
         return app
 

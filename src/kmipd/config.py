@@ -102,6 +102,8 @@ class RewrapSettings:
     lease_seconds: float = 10.0
     # Seconds after a newer wrapping key version was made before an older one may be retired.
     retire_grace: float = 60.0
+    # Seconds between two checks of the instances' rotation schedules (rotation_days).
+    schedule_check_seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

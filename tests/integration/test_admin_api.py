@@ -94,6 +94,25 @@ def test_instance_create_list_show_delete(http: httpx.Client, shared_server: Kmi
     error(http.delete(f"{A}/instances/inst-a"), 404)
 
 
+def test_instance_rotation_schedule(http: httpx.Client) -> None:
+    new_instance(http, "inst-sched")
+    url = f"{A}/instances/inst-sched"
+    assert http.get(url).json()["rotation_days"] is None
+    reply = http.patch(url, json={"rotation_days": 90})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["rotation_days"] == 90 and reply.json()["name"] == "inst-sched"
+    assert http.get(url).json()["rotation_days"] == 90
+    assert http.patch(url, json={}).json()["rotation_days"] == 90  # left out: unchanged
+    assert http.patch(url, json={"rotation_days": 0.25}).json()["rotation_days"] == 0.25
+    for bad in (0, -1, "often", 10**9):
+        assert error(http.patch(url, json={"rotation_days": bad}), 400)["code"]
+    assert error(http.patch(url, json=[1]), 400)
+    body = error(http.patch(f"{A}/instances/nope", json={"rotation_days": 1}), 404)
+    assert body["code"] == "instance_not_found"
+    assert http.patch(url, json={"rotation_days": None}).json()["rotation_days"] is None
+    assert http.get(url).json()["rotation_days"] is None
+
+
 def test_instance_bound_to_an_existing_root_key(
     http: httpx.Client, shared_server: KmipdServer
 ) -> None:
@@ -372,6 +391,7 @@ ENDPOINTS: list[tuple[str, str, dict | None, str | None]] = [
     ("GET", f"{A}/instances/roles", None, "Reader"),
     ("POST", f"{A}/instances", {"name": "roles-new-{n}"}, "Writer"),
     ("DELETE", f"{A}/instances/roles-del-{{n}}", None, "Manager"),
+    ("PATCH", f"{A}/instances/roles", {"rotation_days": 365}, "Writer"),
     ("GET", CERT_PATH, None, "Reader"),
     ("GET", f"{CERT_PATH}/{{fp}}", None, "Reader"),
     ("POST", CERT_PATH, {"pem": "{pin}"}, "Writer"),
@@ -394,7 +414,7 @@ ENDPOINTS: list[tuple[str, str, dict | None, str | None]] = [
     ("DELETE", f"{A}/instances/roles/wrapping-keys/1", None, "Manager"),
 ]
 RANK = {"Reader": 1, "Writer": 2, "Manager": 3}
-SUCCESS = {"GET": (200,), "POST": (201,), "DELETE": (200, 204)}
+SUCCESS = {"GET": (200,), "POST": (201,), "PATCH": (200,), "DELETE": (200, 204)}
 # Actions that answer 200 or 202, or may be refused on their merits once the role admits
 # the caller (retiring a wrapping key version still in use: 409).
 ACTION_SUCCESS = {

@@ -1,5 +1,5 @@
-"""``kmipd instance create|list|show|delete|rotate|rewrap|retire``: KMIP instances (tenants),
-the rotation of their keys and the re-wrap job."""
+"""``kmipd instance create|list|show|delete|rotate|rewrap|retire|schedule``: KMIP instances
+(tenants), the rotation of their keys (now or on a schedule) and the re-wrap job."""
 
 from __future__ import annotations
 
@@ -78,6 +78,19 @@ def register(commands: Any) -> None:
     retire.add_argument("version", type=int)
     retire.set_defaults(run=run_retire)
 
+    schedule = actions.add_parser(
+        "schedule",
+        parents=[common],
+        help="rotate the instance's keys (and re-wrap its objects) every N days, or never",
+    )
+    schedule.add_argument("name")
+    every = schedule.add_mutually_exclusive_group(required=True)
+    every.add_argument(
+        "--every-days", type=float, metavar="N", help="rotate every N days (a fraction works)"
+    )
+    every.add_argument("--off", action="store_true", help="turn the schedule off")
+    schedule.set_defaults(run=run_schedule)
+
 
 def path(name: str) -> str:
     return f"/admin/v1/instances/{quote(name, safe='')}"
@@ -93,8 +106,17 @@ def _show(instance: dict[str, Any]) -> None:
             ("certificates", instance["certificates"]),
             ("keys", instance["keys"]),
             ("objects by state", states),
+            ("rotation", _schedule(instance)),
         ]
     )
+
+
+def _schedule(instance: dict[str, Any]) -> str:
+    days = instance.get("rotation_days")
+    text = f"every {days:g} days" if days is not None else "not scheduled"
+    if instance.get("last_rotated") is not None:
+        text += f" (last {when(int(instance['last_rotated']))})"
+    return text
 
 
 def run_create(args: argparse.Namespace) -> int:
@@ -211,4 +233,18 @@ def run_retire(args: argparse.Namespace) -> int:
         print_json({"retired": args.version, "instance": args.name})
     else:
         print(f"retired wrapping key version {args.version} of instance {args.name}")
+    return 0
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    if args.every_days is not None and not args.every_days > 0:
+        raise CommandError("--every-days must be more than 0", EXIT_USAGE)
+    days = None if args.off else args.every_days
+    instance = ApiClient.from_args(args).call("PATCH", path(args.name), {"rotation_days": days})
+    if args.json:
+        print_json(instance)
+    elif days is None:
+        print(f"instance {args.name}: scheduled rotation off")
+    else:
+        print(f"instance {args.name}: keys rotated every {days:g} days")
     return 0

@@ -54,6 +54,7 @@ VMWARE_TAGS = (
 INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _UPDATE_ATTEMPTS = 5
 MAX_CERTIFICATE_DAYS = 365 * 10
+MAX_ROTATION_DAYS = 365 * 100
 
 
 class AdminError(Exception):
@@ -102,6 +103,8 @@ class InstanceInfo:
     keys: int  # objects not destroyed
     objects_by_state: dict[str, int]
     provider: str = "builtin"  # the root key provider that holds root_key_id
+    rotation_days: float | None = None  # scheduled rotation; None: off
+    last_rotated: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +180,22 @@ class AdminService:
             keys=sum(n for s, n in counts.items() if s not in DESTROYED_STATES),
             objects_by_state={enum_name(State, s) or "": n for s, n in sorted(counts.items())},
             provider=record.provider,
+            rotation_days=record.rotation_days,
+            last_rotated=record.last_rotated,
         )
+
+    async def set_rotation_days(self, name: str, days: float | None) -> InstanceInfo:
+        """Rotate the instance's keys every ``days`` days (a fraction works), or never (None).
+        The serving processes' schedule check does it (``kmipd.service.rewrap``)."""
+        if days is not None and not 0 < days <= MAX_ROTATION_DAYS:
+            raise AdminError(
+                "invalid",
+                "invalid_rotation_days",
+                f"rotation_days must be more than 0 and at most {MAX_ROTATION_DAYS}",
+            )
+        if not await self._store.set_rotation_days(name, days):
+            raise _not_found_instance(name)
+        return await self.instance(name)
 
     async def instances(self) -> list[InstanceInfo]:
         return [await self._info(r) for r in await self._store.instances()]

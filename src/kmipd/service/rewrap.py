@@ -26,6 +26,14 @@ newest, can be deleted (``DELETE /admin/v1/instances/{name}/wrapping-keys/{versi
 check and the delete are one statement. Refused while bodies use it, and for ``retire_grace``
 seconds after a newer version was made (so that every process has stopped sealing under it).
 
+**Schedule.** An instance may have a rotation schedule, ``rotation_days`` (set with ``PATCH
+/admin/v1/instances/{name}``; a float, so a fraction of a day works). Every
+``schedule_check_seconds``, the one process that holds the ``rotation-schedule`` lease (a row
+of the store's ``leases`` table, renewed by every check, taken over when it has expired)
+rotates every instance whose last rotation (its ``last_rotated``, else its newest rotated
+wrapping key, else its creation) is older than that; the rotation starts the re-wrap job. A
+rotation that fails (root key unavailable) is tried again at the next check.
+
 Nothing here logs or returns key material; the plaintext of a body exists only between its
 opening and its sealing.
 """
@@ -58,6 +66,9 @@ POLL_SECONDS = 1.0
 LEASE_SECONDS = 10.0
 RETIRE_GRACE_SECONDS = 60.0
 MAX_PASSES = 5
+SCHEDULE_CHECK_SECONDS = 60.0
+SCHEDULE_LEASE = "rotation-schedule"
+DAY = 86400.0
 _LOST_WRITE_ATTEMPTS = 10
 
 
@@ -115,6 +126,7 @@ class RewrapService:
         lease_seconds: float = LEASE_SECONDS,
         retire_grace: float = RETIRE_GRACE_SECONDS,
         pause: float = 0.0,
+        schedule_check_seconds: float = SCHEDULE_CHECK_SECONDS,
     ) -> None:
         self._store = store
         self._keyring = keyring
@@ -124,10 +136,12 @@ class RewrapService:
         self._lease = lease_seconds
         self._grace = retire_grace
         self._pause = pause
+        self._schedule_check = schedule_check_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = asyncio.Event()
         self._runners: dict[str, asyncio.Task[RewrapJob | None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._schedule_task: asyncio.Task[None] | None = None
 
     # --- instances and their wrapping keys ----------------------------------------------
 
@@ -161,6 +175,7 @@ class RewrapService:
         except RootKeyUnavailable as exc:
             raise AdminError("conflict", "root_key_unavailable", str(exc)) from None
         await self._store.set_root_key_version(instance.name, version, root_version)
+        await self._store.set_last_rotated(instance.name, time.time())
         log.info(
             "instance %s: new wrapping key version %d under root key %s version %d",
             instance.name,
@@ -416,6 +431,58 @@ class RewrapService:
         )
         return False
 
+    # --- the rotation schedule ----------------------------------------------------------
+
+    async def last_rotation(self, instance: InstanceRecord) -> float:
+        """When the instance's keys were last rotated (its creation if never)."""
+        last = float(instance.created)
+        if instance.last_rotated is not None:
+            last = max(last, instance.last_rotated)
+        records = await self._store.wrapping_keys(instance.name)
+        if records and records[-1].version > 1:  # rotated before last_rotated was recorded
+            last = max(last, float(records[-1].created))
+        return last
+
+    async def scheduled_rotations(self, now: float | None = None) -> list[str]:
+        """Rotate the instances whose schedule is due, if this process holds the schedule's
+        lease; the names of those rotated."""
+        now = time.time() if now is None else now
+        until = time.time() + self._schedule_check + self._lease
+        if not await self._store.take_lease(SCHEDULE_LEASE, self.owner, time.time(), until):
+            return []
+        rotated = []
+        for instance in await self._store.instances():
+            days = instance.rotation_days
+            if days is None or days <= 0:
+                continue
+            if now - await self.last_rotation(instance) < days * DAY:
+                continue
+            try:
+                rotation = await self.rotate(instance.name)
+            except Exception as exc:
+                log.warning(
+                    "instance %s: scheduled rotation failed, trying again later: %s",
+                    instance.name,
+                    exc if isinstance(exc, AdminError) else type(exc).__name__,
+                )
+                continue
+            log.info(
+                "instance %s: scheduled rotation (every %g days) to wrapping key version %d",
+                instance.name,
+                days,
+                rotation.wrapping_key_version,
+            )
+            rotated.append(instance.name)
+        return rotated
+
+    async def schedule_forever(self) -> None:
+        while True:
+            try:
+                await self.scheduled_rotations()
+            except Exception:
+                log.exception("the rotation schedule check failed; trying again")
+            await asyncio.sleep(self._schedule_check)
+
     # --- the background loop of a serving process ---------------------------------------
 
     async def tick(self) -> None:
@@ -457,16 +524,25 @@ class RewrapService:
         self._loop_task = asyncio.get_running_loop().create_task(
             self.run_forever(), name="rewrap-loop"
         )
+        self._schedule_task = asyncio.get_running_loop().create_task(
+            self.schedule_forever(), name="rotation-schedule"
+        )
 
     async def close(self) -> None:
-        tasks = [t for t in [self._loop_task, *self._runners.values()] if t is not None]
+        tasks = [
+            t
+            for t in [self._loop_task, self._schedule_task, *self._runners.values()]
+            if t is not None
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._runners.clear()
-        self._loop_task = None
+        self._loop_task = self._schedule_task = None
+        with contextlib.suppress(Exception):
+            await self._store.release_lease(SCHEDULE_LEASE, self.owner)
 
 
 def _wrapped_under(record: WrappingKeyRecord) -> int | None:

@@ -1,5 +1,6 @@
-"""What the management API asks of the SQLite store: instance deletion, certificate
-"last seen", the key inventory and the audit trail.
+"""What the management API asks of the SQLite store: instance deletion and rotation schedule,
+certificate "last seen", the key inventory, the audit trail and named leases (one runner of a
+background task across processes).
 
 A mixin of :class:`kmipd.store.sqlite.SqliteStore` (it uses the store's worker thread and
 connection), kept apart so the store's core stays small. The columns and the table it adds are
@@ -32,6 +33,11 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
 CREATE INDEX IF NOT EXISTS audit_instance ON audit (instance, time);
 CREATE INDEX IF NOT EXISTS audit_uid ON audit (uid);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
+);
 """
 
 # (table, column, declaration): columns added after a database was first made.
@@ -40,6 +46,8 @@ _ADDED_COLUMNS = (
     ("objects", "last_fetched_by", "TEXT"),
     ("instances", "provider", "TEXT NOT NULL DEFAULT 'builtin'"),
     ("wrapping_keys", "provider", "TEXT NOT NULL DEFAULT 'builtin'"),
+    ("instances", "rotation_days", "REAL"),
+    ("instances", "last_rotated", "REAL"),
 )
 
 _AUDIT_COLUMNS = "seq, time, actor, channel, action, instance, uid, result, reason"
@@ -95,6 +103,45 @@ class AdminQueries:
             ],
         )
         return bool(counts[-1])
+
+    async def set_rotation_days(self, name: str, days: float | None) -> bool:
+        """Set (or, with None, turn off) the instance's rotation schedule. True if it exists."""
+        counts = await self._run(
+            self._transaction,
+            [("UPDATE instances SET rotation_days = ? WHERE name = ?", (days, name))],
+        )
+        return bool(counts[0])
+
+    async def set_last_rotated(self, name: str, when: float) -> None:
+        await self._run(
+            self._transaction,
+            [("UPDATE instances SET last_rotated = ? WHERE name = ?", (when, name))],
+        )
+
+    # -- leases --------------------------------------------------------------------------
+
+    async def take_lease(self, name: str, owner: str, now: float, until: float) -> bool:
+        """Take or renew the lease ``name`` until ``until``: refused while another owner
+        holds it unexpired. One statement, so two processes never both get it."""
+        counts = await self._run(
+            self._transaction,
+            [
+                (
+                    "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "until = excluded.until WHERE leases.owner = excluded.owner "
+                    "OR leases.until < ?",
+                    (name, owner, until, now),
+                )
+            ],
+        )
+        return bool(counts[0])
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._run(
+            self._transaction,
+            [("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))],
+        )
 
     async def object_counts(self, instance: str) -> dict[int, int]:
         """How many objects ``instance`` has, per state."""

@@ -50,6 +50,8 @@ class InstanceRecord:
     root_key_id: str
     created: int
     provider: str = "builtin"  # the named root key provider that holds root_key_id
+    rotation_days: float | None = None  # scheduled rotation every so many days; None: off
+    last_rotated: float | None = None  # when its keys were last rotated (seconds since epoch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,8 @@ class SqliteStore(AdminQueries, RewrapQueries):
     async def instances(self) -> list[InstanceRecord]:
         rows = await self._run(
             self._query,
-            "SELECT name, root_key_id, created, provider FROM instances ORDER BY name",
+            "SELECT name, root_key_id, created, provider, rotation_days, last_rotated "
+            "FROM instances ORDER BY name",
             (),
         )
         return [InstanceRecord(*row) for row in rows]

@@ -1,4 +1,5 @@
-"""KMIP instances (tenants): create (Writer), list and show (Reader), delete (Manager)."""
+"""KMIP instances (tenants): create and set the rotation schedule (Writer), list and show
+(Reader), delete (Manager)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, Field
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import admin_service, require
 from kmipd.api.routes._responses import errors
-from kmipd.service.admin import InstanceInfo
+from kmipd.service.admin import MAX_ROTATION_DAYS, InstanceInfo
 
 router = APIRouter(prefix="/admin/v1/instances", tags=["Instances"])
 
@@ -48,6 +49,22 @@ class InstanceOut(BaseModel):
     certificates: int = Field(description="allowed client certificates and trusted CAs")
     keys: int = Field(description="managed objects that are not destroyed")
     objects_by_state: dict[str, int]
+    rotation_days: float | None = Field(
+        default=None, description="its keys are rotated every so many days; null: never"
+    )
+    last_rotated: float | None = Field(
+        default=None, description="when its keys were last rotated (seconds since the epoch)"
+    )
+
+
+class InstancePatch(BaseModel):
+    rotation_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_ROTATION_DAYS,
+        description="rotate the instance's keys (and re-wrap its objects) every so many days; "
+        "a fraction of a day works; null turns the schedule off. Left out: unchanged",
+    )
 
 
 class NewInstance(InstanceOut):
@@ -67,6 +84,8 @@ def instance_out(info: InstanceInfo) -> InstanceOut:
         certificates=info.certificates,
         keys=info.keys,
         objects_by_state=info.objects_by_state,
+        rotation_days=info.rotation_days,
+        last_rotated=info.last_rotated,
     )
 
 
@@ -88,6 +107,18 @@ async def create_instance(request: Request, body: InstanceIn, _: Writer) -> NewI
 @router.get("/{name}", response_model=InstanceOut, responses=errors(404))
 async def show_instance(request: Request, name: str, _: Reader) -> InstanceOut:
     return instance_out(await admin_service(request).instance(name))
+
+
+@router.patch("/{name}", response_model=InstanceOut, responses=errors(400, 404))
+async def update_instance(
+    request: Request, name: str, body: InstancePatch, _: Writer
+) -> InstanceOut:
+    """Change an instance's settings: its rotation schedule (``rotation_days``)."""
+    request.state.audit_instance = name
+    service = admin_service(request)
+    if "rotation_days" not in body.model_fields_set:
+        return instance_out(await service.instance(name))
+    return instance_out(await service.set_rotation_days(name, body.rotation_days))
 
 
 @router.delete("/{name}", status_code=204, responses=errors(404, 409))
