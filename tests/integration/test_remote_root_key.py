@@ -178,3 +178,41 @@ def test_serve_refuses_an_unreachable_or_missing_provider(
         server.start()
     server.process = None
     assert "[root_key_providers.remote]" in str(failure.value)
+
+
+def test_rotating_an_instance_whose_root_key_is_remote(
+    local: KmipdServer, remote: KmipdServer, manager_key: str, tmp_path: Path
+) -> None:
+    """The rotate action rotates the root key in the remote service, makes a new wrapping key
+    version under it, and the re-wrap job moves every object; the keys keep their bytes."""
+    with https_client(local) as http:
+        http.headers.update(bearer(local.admin_api_key))
+        created, creds = _instance_with_client(http, tmp_path, "remote-rot", provider="remote")
+        keys = {}
+        with local.connect(context=local.tls_context(certificate=creds)) as connection:
+            for _ in range(20):
+                uid = kmip.created_uid(connection.call(kmip.create_aes()))
+                keys[uid] = kmip.key_material(connection.call(kmip.get(uid)))
+
+        kp = KpClient(remote, manager_key)
+        try:
+            before = kp.get(created["root_key_id"], "/versions").json()["resources"]
+            reply = http.post("/admin/v1/instances/remote-rot/rotate")
+            assert reply.status_code == 200, reply.text
+            after = kp.get(created["root_key_id"], "/versions").json()["resources"]
+        finally:
+            kp.close()
+        assert len(after) == len(before) + 1  # rotated in the remote service
+        assert reply.json()["wrapping_key_version"] == 2
+
+        deadline = time.monotonic() + 30
+        while True:
+            job = http.get("/admin/v1/instances/remote-rot/rewrap").json()
+            if job["state"] == "done" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert job["state"] == "done", job
+    assert job["rewrapped"] == len(keys)
+    with local.connect(context=local.tls_context(certificate=creds)) as connection:
+        for uid, material in keys.items():
+            assert kmip.key_material(connection.call(kmip.get(uid))) == material

@@ -53,7 +53,14 @@ from dataclasses import dataclass
 from kmipd.keys import envelope
 from kmipd.keys.instance_keys import InstanceKeys, RootKeyUnavailable
 from kmipd.keys.keyring import Keyring, KeyringError
-from kmipd.keys.providers.base import MAGIC, WrappedKeyInvalid, parse_blob
+from kmipd.keys.providers.base import (
+    MAGIC,
+    KeyNotUsable,
+    ProviderError,
+    WrappedKeyInvalid,
+    parse_blob,
+)
+from kmipd.keys.providers.registry import BUILTIN
 from kmipd.service.admin import AdminError
 from kmipd.store.records import InstanceRecord, WrappingKeyRecord
 from kmipd.store.rewrap_queries import DONE, RUNNING, RewrapJob
@@ -151,21 +158,43 @@ class RewrapService:
                 return record
         raise AdminError("not_found", "instance_not_found", f"no instance named {name!r}")
 
-    def _root_versions(self, root_key_id: str) -> int | None:
-        """How many versions the root key has; None when the keyring cannot say."""
+    def _root_versions(self, instance: InstanceRecord) -> int | None:
+        """How many versions a built-in root key has; None when the keyring cannot say, and
+        for other providers (asking a remote service every second would be a load of its
+        own: their keys are rotated through kmipd's rotate action, which needs no polling)."""
+        if instance.provider != BUILTIN:
+            return None
         try:
-            return self._keyring.info(root_key_id).versions
+            return self._keyring.info(instance.root_key_id).versions
         except (KeyringError, LookupError, ValueError):
             return None
 
     async def rotate(self, name: str) -> Rotation:
-        """Rotate the instance's root key, then make its new wrapping key version and start
-        the re-wrap job. New seals on this process use the new version at once."""
+        """Rotate the instance's root key in its provider, then make its new wrapping key
+        version and start the re-wrap job. New seals on this process use it at once."""
         instance = await self._instance(name)
-        try:
-            root_version = self._keyring.rotate(instance.root_key_id)
-        except KeyringError as exc:
-            raise AdminError("conflict", "root_key_unavailable", exc.message) from None
+        if instance.provider == BUILTIN:
+            try:
+                root_version = self._keyring.rotate(instance.root_key_id)
+            except KeyringError as exc:
+                raise AdminError("conflict", "root_key_unavailable", exc.message) from None
+        else:
+            provider = self._keys.providers.get(instance.provider)
+            if provider is None:
+                raise AdminError(
+                    "conflict",
+                    "root_key_unavailable",
+                    f"root key provider {instance.provider!r} is not configured",
+                )
+            try:
+                root_version = await provider.rotate(instance.root_key_id)
+            except (KeyNotUsable, ProviderError) as exc:
+                raise AdminError(
+                    "conflict",
+                    "root_key_unavailable",
+                    f"root key provider {instance.provider!r} cannot rotate the key: "
+                    f"{type(exc).__name__}",
+                ) from None
         version = await self._new_wrapping_key(instance, root_version)
         return Rotation(name, instance.root_key_id, root_version, version)
 
@@ -189,7 +218,7 @@ class RewrapService:
     async def follow_root_key(self, instance: InstanceRecord) -> int | None:
         """Make a new wrapping key version if the root key has a newer version than the one
         that wraps the newest wrapping key (rotated elsewhere); the new version, if any."""
-        root_versions = self._root_versions(instance.root_key_id)
+        root_versions = self._root_versions(instance)
         if root_versions is None:
             return None
         records = await self._store.wrapping_keys(instance.name)
