@@ -412,6 +412,10 @@ ENDPOINTS: list[tuple[str, str, dict | None, str | None]] = [
     ("GET", f"{A}/instances/roles/rewrap", None, "Reader"),
     ("POST", f"{A}/instances/roles/rewrap", None, "Writer"),
     ("DELETE", f"{A}/instances/roles/wrapping-keys/1", None, "Manager"),
+    # On a fresh instance per call: disabling the shared one would stop the other fixtures.
+    ("POST", f"{A}/instances/roles-del-{{n}}/root-key/disable", None, "Manager"),
+    ("POST", f"{A}/instances/roles-del-{{n}}/root-key/enable", None, "Manager"),
+    ("DELETE", f"{A}/instances/roles-del-{{n}}/root-key", None, "Manager"),
 ]
 RANK = {"Reader": 1, "Writer": 2, "Manager": 3}
 SUCCESS = {"GET": (200,), "POST": (201,), "PATCH": (200,), "DELETE": (200, 204)}
@@ -421,6 +425,10 @@ ACTION_SUCCESS = {
     ("POST", f"{A}/instances/roles/rotate"): (200,),
     ("POST", f"{A}/instances/roles/rewrap"): (202,),
     ("DELETE", f"{A}/instances/roles/wrapping-keys/1"): (204, 409),
+    ("POST", f"{A}/instances/roles-del-{{n}}/root-key/disable"): (200,),
+    # A fresh instance's root key is active: enabling it is refused on its merits.
+    ("POST", f"{A}/instances/roles-del-{{n}}/root-key/enable"): (200, 409),
+    ("DELETE", f"{A}/instances/roles-del-{{n}}/root-key"): (200,),
 }
 
 

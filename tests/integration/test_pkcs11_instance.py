@@ -113,3 +113,54 @@ def test_pkcs11_root_key_serves_rotates_and_stops_when_destroyed_on_the_token(
     assert item.result_reason == ResultReason.CRYPTOGRAPHIC_FAILURE
     # The built-in instance is unaffected.
     assert len(kmip.key_material(server.call(kmip.get(default_uid)))) == 32
+
+
+def test_deleting_the_root_key_through_kmipd_shreds_the_instance_at_once(
+    hsm_server: KmipdServer, tmp_path: Path
+) -> None:
+    server = hsm_server
+    with https_client(server) as http:
+        http.headers.update(bearer(server.admin_api_key))
+        assert (
+            http.post("/admin/v1/instances", json={"name": "hsm-b", "provider": "hsm"}).status_code
+            == 201
+        )
+        issued = http.post(
+            "/admin/v1/instances/hsm-b/certificates/issue", json={"common_name": "hsm-b"}
+        ).json()
+        creds = write_pair(
+            tmp_path, "hsm-b", issued["certificate"]["pem"], issued["private_key_pem"]
+        )
+        context = server.tls_context(certificate=creds)
+        with server.connect(context=context) as connection:
+            uids = [kmip.created_uid(connection.call(kmip.create_aes())) for _ in range(5)]
+            for uid in uids:
+                assert len(kmip.key_material(connection.call(kmip.get(uid)))) == 32
+        default_uid = kmip.created_uid(server.call(kmip.create_aes()))
+
+        disabled = http.post("/admin/v1/instances/hsm-b/root-key/disable")
+        assert disabled.status_code == 200 and disabled.json()["state"] == "disabled"
+        with server.connect(context=context) as connection:
+            item = kmip.item(connection.call(kmip.get(uids[0])))
+        assert item.result_reason == ResultReason.CRYPTOGRAPHIC_FAILURE
+        assert http.post("/admin/v1/instances/hsm-b/root-key/enable").json()["state"] == "active"
+        with server.connect(context=context) as connection:
+            assert len(kmip.key_material(connection.call(kmip.get(uids[0])))) == 32
+
+        deleted = http.delete("/admin/v1/instances/hsm-b/root-key")
+        assert deleted.status_code == 200, deleted.text
+        assert deleted.json()["state"] in ("deleted", "missing")
+
+    def all_refused() -> None:
+        with server.connect(context=context) as connection:
+            for uid in uids:
+                item = kmip.item(connection.call(kmip.get(uid)))
+                assert item.result_status == ResultStatus.OPERATION_FAILED
+                assert item.result_reason == ResultReason.CRYPTOGRAPHIC_FAILURE
+
+    all_refused()  # immediately after the delete returned
+    assert len(kmip.key_material(server.call(kmip.get(default_uid)))) == 32
+    server.stop()
+    server.start()
+    all_refused()  # and after a restart
+    assert len(kmip.key_material(server.call(kmip.get(default_uid)))) == 32

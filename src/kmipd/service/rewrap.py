@@ -198,6 +198,49 @@ class RewrapService:
         version = await self._new_wrapping_key(instance, root_version)
         return Rotation(name, instance.root_key_id, root_version, version)
 
+    async def root_key_action(self, name: str, action: str) -> tuple[InstanceRecord, str]:
+        """Disable, enable or delete the instance's root key in whatever provider holds it;
+        (the instance, the key's state afterwards). Disabling or deleting stops the instance
+        at once: its unwrapped wrapping keys are dropped here, and every use checks again."""
+        instance = await self._instance(name)
+        provider = self._keys.providers.get(instance.provider)
+        if provider is None:
+            raise AdminError(
+                "conflict",
+                "root_key_unavailable",
+                f"root key provider {instance.provider!r} is not configured",
+            )
+        try:
+            if action == "disable":
+                await provider.disable(instance.root_key_id)
+            elif action == "enable":
+                await provider.enable(instance.root_key_id)
+            elif action == "delete":
+                await provider.delete(instance.root_key_id)
+            else:  # pragma: no cover - the routes pass one of the three
+                raise ValueError(action)
+        except (KeyNotUsable, ProviderError) as exc:
+            raise AdminError(
+                "conflict",
+                "root_key_action_refused",
+                f"root key provider {instance.provider!r} refused to {action} the key: "
+                f"{type(exc).__name__}",
+            ) from None
+        if action != "enable":
+            self._keys.forget_root_key(instance.root_key_id)
+        try:
+            state = (await provider.status(instance.root_key_id)).state.value
+        except ProviderError:
+            state = "unknown"
+        log.info(
+            "instance %s: root key %s %sd in provider %s",
+            name,
+            instance.root_key_id,
+            action,
+            instance.provider,
+        )
+        return instance, state
+
     async def _new_wrapping_key(self, instance: InstanceRecord, root_version: int) -> int:
         try:
             version = await self._keys.rotate(instance.name, instance.root_key_id)

@@ -131,3 +131,42 @@ async def retire_wrapping_key(
     """Retire (delete) an older wrapping key version; refused while objects use it."""
     request.state.audit_instance = name
     await rewrap_service(request).retire(name, version)
+
+
+class RootKeyStateOut(BaseModel):
+    instance: str
+    provider: str
+    root_key_id: str
+    state: str = Field(description="active, deactivated, disabled, deleted or missing")
+
+
+async def _root_key_action(request: Request, name: str, action: str) -> RootKeyStateOut:
+    request.state.audit_instance = name
+    instance, state = await rewrap_service(request).root_key_action(name, action)
+    request.state.audit_uid = instance.root_key_id
+    return RootKeyStateOut(
+        instance=instance.name,
+        provider=instance.provider,
+        root_key_id=instance.root_key_id,
+        state=state,
+    )
+
+
+@router.post("/{name}/root-key/disable", response_model=RootKeyStateOut, responses=errors(404, 409))
+async def disable_root_key(request: Request, name: str, _: Manager) -> RootKeyStateOut:
+    """Disable the instance's root key, in whatever provider holds it: the instance's keys
+    are refused at once, until it is enabled again."""
+    return await _root_key_action(request, name, "disable")
+
+
+@router.post("/{name}/root-key/enable", response_model=RootKeyStateOut, responses=errors(404, 409))
+async def enable_root_key(request: Request, name: str, _: Manager) -> RootKeyStateOut:
+    return await _root_key_action(request, name, "enable")
+
+
+@router.delete("/{name}/root-key", response_model=RootKeyStateOut, responses=errors(404, 409))
+async def delete_root_key(request: Request, name: str, _: Manager) -> RootKeyStateOut:
+    """Delete the instance's root key in its provider: crypto-shredding. Every key of the
+    instance is refused at once and after restarts; a PKCS#11 token destroys the key for
+    good, the built-in keyring keeps it restorable for its restore window."""
+    return await _root_key_action(request, name, "delete")
