@@ -21,7 +21,7 @@ import os
 import ssl
 import sys
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,23 +118,27 @@ class ApiClient:
         params: Sequence[tuple[str, Any]] = (),
         *,
         raw: bool = False,
+        headers: Mapping[str, str] | None = None,
+        on_error: Callable[[int, bytes], CommandError] | None = None,
     ) -> Any:
-        """The reply's JSON (or text with ``raw``); CommandError on any failure."""
+        """The reply's JSON (or text with ``raw``); CommandError on any failure. ``headers``
+        are sent as well; ``on_error`` turns an error reply into the CommandError (the Key
+        Protect API has its own error bodies)."""
         query = urllib.parse.urlencode([(k, v) for k, v in params if v is not None])
         parsed = urllib.parse.urlsplit(self.url)
         target = parsed.path.rstrip("/") + path + (f"?{query}" if query else "")
-        headers = {"Accept": "application/json"}
+        sent = {"Accept": "application/json", **(headers or {})}
         if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+            sent["Authorization"] = f"Bearer {self.api_key}"
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
+            sent["Content-Type"] = "application/json"
         connection = http.client.HTTPSConnection(
             parsed.hostname or "", parsed.port or 443, timeout=self.timeout, context=self.context
         )
         try:
-            connection.request(method, target, body=data, headers=headers)
+            connection.request(method, target, body=data, headers=sent)
             response = connection.getresponse()
             payload = response.read()
         except ssl.SSLCertVerificationError as exc:
@@ -150,7 +154,7 @@ class ApiClient:
         finally:
             connection.close()
         if response.status >= 400:
-            raise _error(response.status, payload)
+            raise (on_error or _error)(response.status, payload)
         if raw:
             return payload.decode("utf-8", "replace")
         if not payload:

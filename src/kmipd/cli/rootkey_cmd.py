@@ -12,12 +12,9 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import http.client
 import json
 import os
-import ssl
 import sys
-import urllib.parse
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -135,46 +132,17 @@ class KeyProtectClient:
         prefer: str | None = None,
     ) -> Any:
         """The reply's JSON (None for 204); CommandError on any failure."""
-        api = self.api
-        query = urllib.parse.urlencode([(k, v) for k, v in params if v is not None])
-        parsed = urllib.parse.urlsplit(api.url)
-        target = parsed.path.rstrip("/") + "/api/v2" + path + (f"?{query}" if query else "")
-        headers = {"Accept": "application/json", "Bluemix-Instance": self.instance}
-        if api.api_key:
-            headers["Authorization"] = f"Bearer {api.api_key}"
+        headers = {"Bluemix-Instance": self.instance}
         if prefer:
             headers["Prefer"] = prefer
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPSConnection(
-            parsed.hostname or "", parsed.port or 443, timeout=api.timeout, context=api.context
+        return self.api.call(
+            method,
+            "/api/v2" + path,
+            body,
+            params,
+            headers=headers,
+            on_error=lambda status, payload: kp_error(status, payload, key),
         )
-        try:
-            connection.request(method, target, body=data, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-        except ssl.SSLCertVerificationError as exc:
-            raise CommandError(
-                f"cannot verify the server at {api.url} ({exc.verify_message}); pass --ca "
-                "with kmipd's CA certificate (DIR/pki/ca.pem) or --data-dir DIR"
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            raise CommandError(
-                f"cannot reach kmipd at {api.url}: {reason}; is 'kmipd serve' running there?"
-            ) from None
-        finally:
-            connection.close()
-        if response.status >= 400:
-            raise kp_error(response.status, payload, key)
-        if not payload:
-            return None
-        try:
-            return json.loads(payload)
-        except ValueError:
-            raise CommandError(f"{api.url} did not answer with JSON; is it kmipd?") from None
 
     def version_count(self, key_id: str) -> int:
         params = [("allKeyStates", "true"), ("totalCount", "true"), ("limit", 1)]
