@@ -294,34 +294,18 @@ class SqliteStore(AdminQueries, RewrapQueries):
 
     async def update_object(self, record: ObjectRecord) -> bool:
         """Write ``record`` if the row is still at ``record.revision``; then bump it."""
-        count = await self._run(
-            self._write,
-            "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
-            "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
-            "last_fetched_by = ?, revision = revision + 1 "
-            "WHERE uid = ? AND instance = ? AND revision = ?",
-            (
-                record.object_type,
-                record.state,
-                record.attributes,
-                record.sealed,
-                record.updated,
-                record.algorithm,
-                record.length,
-                record.name,
-                record.last_fetched,
-                record.last_fetched_by,
-                record.uid,
-                record.instance,
-                record.revision,
-            ),
-        )
-        if count:
+        if await self._write_if_at(record, record.revision):
             record.revision += 1
-        return count > 0
+            return True
+        return False
 
     async def restore_object(self, record: ObjectRecord, expected_revision: int) -> bool:
         """Put ``record`` back as it was (Batch Undo), if the row is at ``expected_revision``."""
+        return await self._write_if_at(record, expected_revision)
+
+    async def _write_if_at(self, record: ObjectRecord, revision: int) -> bool:
+        """Compare-and-swap: write every column of ``record`` if the row is at ``revision``,
+        and bump the row's revision."""
         count = await self._run(
             self._write,
             "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
@@ -341,7 +325,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
                 record.last_fetched_by,
                 record.uid,
                 record.instance,
-                expected_revision,
+                revision,
             ),
         )
         return count > 0
