@@ -22,11 +22,11 @@ from kmipd.model.attribute_set import AttributeSet
 from kmipd.protocol._generated import ObjectType
 from kmipd.service.rewrap import BATCH_SIZE, RewrapService
 from kmipd.store.records import InstanceRecord, ObjectRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 
 async def bench(directory: Path, keys: int, batch_size: int) -> None:
-    store = SqliteStore(directory / "kmipd.db")
+    store = Store.sqlite(directory / "kmipd.db")
     await store.open()
     try:
         ring = Keyring.in_data_dir(directory)

@@ -34,7 +34,8 @@ from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
 from kmipd.service.rewrap import RewrapService
 from kmipd.service.sightings import CertificateSightings
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.postgres_database import is_postgres_url, redact
+from kmipd.store.store import Store
 from kmipd.transport import tls
 from kmipd.transport.kmip_listener import KmipListener, Peer, Session, SessionEnded
 
@@ -58,13 +59,18 @@ class StartupError(Exception):
     """kmipd cannot start; the message says what to fix."""
 
 
-def open_store(settings: config.Settings) -> SqliteStore:
+def open_store(settings: config.Settings) -> Store:
     url = settings.store.url
+    if is_postgres_url(url):
+        return Store.postgres(url, pool_size=settings.store.pool_size)
     prefix = "sqlite:///"
     if not url.startswith(prefix):
-        raise StartupError(f"store.url {url!r} is not supported; use sqlite:///PATH")
+        raise StartupError(
+            f"store.url {redact(url)!r} is not supported; use sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DATABASE"
+        )
     path = Path(url[len(prefix) :])
-    return SqliteStore(path if path.is_absolute() else settings.data_dir / path)
+    return Store.sqlite(path if path.is_absolute() else settings.data_dir / path)
 
 
 class _KmipSession(Session):
@@ -100,7 +106,7 @@ class _KmipSession(Session):
 @dataclass
 class App:
     settings: config.Settings
-    store: SqliteStore
+    store: Store
     keyring: Keyring
     engine: KmipEngine
     identities: IdentityResolver

@@ -48,7 +48,15 @@ class TlsSettings:
 
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
+    # sqlite:///PATH (relative to the data directory) for one node; postgresql://… for a
+    # cluster of nodes sharing one database.
     url: str = "sqlite:///kmipd.db"
+    # PostgreSQL: connections (and worker threads) per node.
+    pool_size: int = 8
+    # How often a node reads the cluster's change feed when no notification arrived: the
+    # bound on how late it learns of a change made on another node (root key deleted,
+    # certificate removed, wrapping key rotated) if notifications are lost.
+    event_poll_seconds: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from kmipd.app import open_store
 from kmipd.keys.keyring import Keyring
 from kmipd.service.identity import certificate_subject
 from kmipd.store.records import CertificateRecord, InstanceRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 from kmipd.transport.tls import fingerprint
 
 STARTUP_TIMEOUT = 30.0
@@ -150,7 +150,7 @@ class KmipdServer:
     @property
     def database(self) -> Path:
         """The SQLite file (``sqlite:///kmipd.db`` by default)."""
-        return open_store(config.load(self.data_dir)).path
+        return open_store(config.load(self.data_dir)).database.path  # type: ignore[attr-defined]
 
     def configure(self, **sections: dict[str, Any]) -> None:
         """Change settings in kmipd.toml (takes effect at the next start).
@@ -164,7 +164,7 @@ class KmipdServer:
             )
         (self.data_dir / config.CONFIG_FILE).write_text(config.render(settings), encoding="utf-8")
 
-    def with_store(self, action: Callable[[SqliteStore], Awaitable[T]]) -> T:
+    def with_store(self, action: Callable[[Store], Awaitable[T]]) -> T:
         """Run ``action`` on kmipd's store API, as the HTTPS API will (works while serving)."""
 
         async def run() -> T:

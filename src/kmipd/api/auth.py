@@ -23,7 +23,7 @@ import jwt
 
 from kmipd.files import create_file
 from kmipd.store.records import ApiKeyRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 TOKEN_LIFETIME = 3600
 TOKEN_ISSUER = "kmipd"
@@ -105,7 +105,7 @@ def _make_signing_key(path: Path) -> None:
 class ApiAuth:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         signing_key: bytes,
         token_lifetime: int = TOKEN_LIFETIME,
         clock: Callable[[], float] = time.time,
@@ -116,7 +116,7 @@ class ApiAuth:
         self._clock = clock
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         return self._store
 
     async def revoke(self, key_id: str) -> bool:

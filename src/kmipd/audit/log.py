@@ -20,7 +20,7 @@ from kmipd.protocol import messages
 from kmipd.protocol._generated import Operation, ResultReason, ResultStatus
 from kmipd.service.identity import ClientIdentity
 from kmipd.store.records import AuditQuery, AuditRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _reason_name(reason: object) -> str | None:
 
 
 class AuditLog:
-    def __init__(self, store: SqliteStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
 

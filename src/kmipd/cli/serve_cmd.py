@@ -12,7 +12,7 @@ from typing import Any
 from kmipd import app, config
 from kmipd.cli.errors import EXIT_USAGE, CommandError
 from kmipd.keys.keyring import KeyringError
-from kmipd.store.sqlite import StoreError
+from kmipd.store.store import StoreError
 
 
 def register(commands: Any) -> None:

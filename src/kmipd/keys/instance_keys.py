@@ -28,7 +28,7 @@ from kmipd.keys.keyring import Keyring, KeyringError
 from kmipd.keys.providers.base import MAGIC, KeyNotUsable, ProviderError, RootKeyProvider
 from kmipd.keys.providers.builtin import KeyringProvider
 from kmipd.store.records import WrappingKeyRecord
-from kmipd.store.sqlite import SqliteStore, StoreError
+from kmipd.store.store import Store, StoreError
 
 BUILTIN = "builtin"
 
@@ -45,7 +45,7 @@ def _aad(instance: str, version: int) -> bytes:
 class InstanceKeys:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         keyring: Keyring,
         providers: Mapping[str, RootKeyProvider] | None = None,
     ) -> None:

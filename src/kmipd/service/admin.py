@@ -36,7 +36,7 @@ from kmipd.service.errors import ConcurrentUpdate, KmipError
 from kmipd.service.identity import certificate_subject
 from kmipd.service.repository import ObjectRepository
 from kmipd.store.records import CertificateRecord, InstanceRecord, InventoryRow
-from kmipd.store.sqlite import SqliteStore, StoreError
+from kmipd.store.store import Store, StoreError
 from kmipd.transport.tls import fingerprint
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,7 @@ class IssuedCredentials:
 class AdminService:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         keyring: Keyring,
         instance_keys: InstanceKeys,
         objects: ObjectRepository,

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from kmipd.store.records import CertificateRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 from kmipd.transport.kmip_listener import Peer
 
 
@@ -35,7 +35,7 @@ def certificate_subject(certificate: x509.Certificate) -> str:
 
 
 class IdentityResolver:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
 
     async def resolve(self, peer: Peer) -> ClientIdentity | None:

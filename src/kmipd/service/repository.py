@@ -23,7 +23,7 @@ from kmipd.protocol.limits import Limits
 from kmipd.protocol.objects import MANAGED_OBJECTS, OBJECT_TYPES
 from kmipd.service.errors import ConcurrentUpdate, KmipError
 from kmipd.store.records import ObjectQuery, ObjectRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def new_uid() -> str:
 
 
 class ObjectRepository:
-    def __init__(self, store: SqliteStore, keys: InstanceKeys) -> None:
+    def __init__(self, store: Store, keys: InstanceKeys) -> None:
         self._store = store
         self._keys = keys
 

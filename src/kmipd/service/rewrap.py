@@ -64,7 +64,7 @@ from kmipd.keys.providers.registry import BUILTIN
 from kmipd.service.admin import AdminError
 from kmipd.store.records import InstanceRecord, WrappingKeyRecord
 from kmipd.store.rewrap_queries import DONE, RUNNING, RewrapJob
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Rotation:
 class RewrapService:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         keyring: Keyring,
         keys: InstanceKeys,
         *,

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ SEEN_RESOLUTION = 60
 class CertificateSightings:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         resolution: int = SEEN_RESOLUTION,
         clock: Callable[[], float] = time.time,
     ) -> None:

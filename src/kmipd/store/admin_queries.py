@@ -1,54 +1,19 @@
-"""What the management API asks of the SQLite store: instance deletion and rotation schedule,
+"""What the management API asks of the store: instance deletion and rotation schedule,
 certificate "last seen", the key inventory, the audit trail and named leases (one runner of a
-background task across processes).
+background task across processes and nodes).
 
-A mixin of :class:`kmipd.store.sqlite.SqliteStore` (it uses the store's worker thread and
-connection), kept apart so the store's core stays small. The columns and the table it adds are
-created by :func:`migrate`, which ``SqliteStore`` runs when it opens a database, old ones
-included.
+A mixin of :class:`kmipd.store.store.Store`, kept apart so the store's core stays small.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from kmipd.store.database import Connection
 from kmipd.store.records import AuditQuery, AuditRecord, CertificateRecord, InventoryRow
 
 T = TypeVar("T")
-
-AUDIT_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    time INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    channel TEXT NOT NULL,
-    action TEXT NOT NULL,
-    instance TEXT,
-    uid TEXT,
-    result TEXT NOT NULL,
-    reason TEXT
-);
-CREATE INDEX IF NOT EXISTS audit_time ON audit (time);
-CREATE INDEX IF NOT EXISTS audit_instance ON audit (instance, time);
-CREATE INDEX IF NOT EXISTS audit_uid ON audit (uid);
-CREATE TABLE IF NOT EXISTS leases (
-    name TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    until REAL NOT NULL
-);
-"""
-
-# (table, column, declaration): columns added after a database was first made.
-_ADDED_COLUMNS = (
-    ("certificates", "last_seen", "INTEGER"),
-    ("objects", "last_fetched_by", "TEXT"),
-    ("instances", "provider", "TEXT NOT NULL DEFAULT 'builtin'"),
-    ("wrapping_keys", "provider", "TEXT NOT NULL DEFAULT 'builtin'"),
-    ("instances", "rotation_days", "REAL"),
-    ("instances", "last_rotated", "REAL"),
-)
 
 _AUDIT_COLUMNS = "seq, time, actor, channel, action, instance, uid, result, reason"
 _CERTIFICATE_COLUMNS = "fingerprint, instance, pem, subject, is_ca, created, last_seen"
@@ -58,42 +23,25 @@ _INVENTORY_COLUMNS = (
 )
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Add what the management API needs to a database (idempotent)."""
-    # A destroyed key's sealed body is overwritten with zeros in the file, not just freed
-    # (the pages keep no copy once the WAL is checkpointed).
-    db.execute("PRAGMA secure_delete=ON")
-    db.executescript(AUDIT_SCHEMA)
-    for table, column, declaration in _ADDED_COLUMNS:
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-
-
 def _certificate(row: tuple[Any, ...]) -> CertificateRecord:
     return CertificateRecord(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6])
 
 
 class AdminQueries:
-    """Mixed into the store; relies on its ``_run``, ``_query`` and ``_conn``."""
+    """Mixed into the store; relies on its ``_query``, ``_transaction`` and ``_tx``."""
 
-    _run: Callable[..., Any]
-    _query: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
-    _conn: Callable[[], sqlite3.Connection]
-
-    def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
-        db = self._conn()
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            return [db.execute(sql, params).rowcount for sql, params in statements]
+    _query: Callable[..., Awaitable[list[tuple[Any, ...]]]]
+    _transaction: Callable[..., Awaitable[list[int]]]
+    _tx: Callable[..., Awaitable[Any]]
+    _read_tx: Callable[..., Awaitable[Any]]
+    dialect: str
 
     # -- instances -----------------------------------------------------------------------
 
     async def delete_instance(self, name: str) -> bool:
         """Remove an instance with its objects, certificates and wrapping keys, in one
         transaction. True if it was there."""
-        counts = await self._run(
-            self._transaction,
+        counts = await self._transaction(
             [
                 ("DELETE FROM objects WHERE instance = ?", (name,)),
                 ("DELETE FROM certificates WHERE instance = ?", (name,)),
@@ -106,15 +54,13 @@ class AdminQueries:
 
     async def set_rotation_days(self, name: str, days: float | None) -> bool:
         """Set (or, with None, turn off) the instance's rotation schedule. True if it exists."""
-        counts = await self._run(
-            self._transaction,
+        counts = await self._transaction(
             [("UPDATE instances SET rotation_days = ? WHERE name = ?", (days, name))],
         )
         return bool(counts[0])
 
     async def set_last_rotated(self, name: str, when: float) -> None:
-        await self._run(
-            self._transaction,
+        await self._transaction(
             [("UPDATE instances SET last_rotated = ? WHERE name = ?", (when, name))],
         )
 
@@ -123,8 +69,7 @@ class AdminQueries:
     async def take_lease(self, name: str, owner: str, now: float, until: float) -> bool:
         """Take or renew the lease ``name`` until ``until``: refused while another owner
         holds it unexpired. One statement, so two processes never both get it."""
-        counts = await self._run(
-            self._transaction,
+        counts = await self._transaction(
             [
                 (
                     "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) "
@@ -138,15 +83,13 @@ class AdminQueries:
         return bool(counts[0])
 
     async def release_lease(self, name: str, owner: str) -> None:
-        await self._run(
-            self._transaction,
+        await self._transaction(
             [("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))],
         )
 
     async def object_counts(self, instance: str) -> dict[int, int]:
         """How many objects ``instance`` has, per state."""
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT state, COUNT(*) FROM objects WHERE instance = ? GROUP BY state",
             (instance,),
         )
@@ -166,16 +109,14 @@ class AdminQueries:
             clauses.append("fingerprint = ?")
             params.append(fingerprint)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             f"SELECT {_CERTIFICATE_COLUMNS} FROM certificates{where} ORDER BY created, fingerprint",
             tuple(params),
         )
         return [_certificate(row) for row in rows]
 
     async def certificate_seen(self, fingerprint: str, when: int) -> None:
-        await self._run(
-            self._transaction,
+        await self._transaction(
             [("UPDATE certificates SET last_seen = ? WHERE fingerprint = ?", (when, fingerprint))],
         )
 
@@ -198,8 +139,7 @@ class AdminQueries:
         if uid is not None:
             clauses.append("uid = ?")
             params.append(uid)
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             f"SELECT {_INVENTORY_COLUMNS} FROM objects WHERE {' AND '.join(clauses)} ORDER BY seq",
             tuple(params),
         )
@@ -208,8 +148,7 @@ class AdminQueries:
     # -- audit ---------------------------------------------------------------------------
 
     async def add_audit(self, record: AuditRecord) -> None:
-        await self._run(
-            self._transaction,
+        await self._transaction(
             [
                 (
                     "INSERT INTO audit (time, actor, channel, action, instance, uid, result, "
@@ -251,8 +190,7 @@ class AdminQueries:
             params.append(query.until)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
-        def page(db_params: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], int]:
-            db = self._conn()
+        def page(db: Connection, db_params: tuple[Any, ...]) -> tuple[list[tuple[Any, ...]], int]:
             total = db.execute(f"SELECT COUNT(*) FROM audit{where}", db_params).fetchone()[0]
             rows = db.execute(
                 f"SELECT {_AUDIT_COLUMNS} FROM audit{where} ORDER BY seq DESC LIMIT ? OFFSET ?",
@@ -260,5 +198,5 @@ class AdminQueries:
             ).fetchall()
             return rows, int(total)
 
-        rows, total = await self._run(page, tuple(params))
+        rows, total = await self._read_tx(lambda db: page(db, tuple(params)))
         return [AuditRecord(*row[1:], seq=row[0]) for row in rows], total

@@ -1,9 +1,7 @@
-"""What the re-wrap job asks of the SQLite store: its progress row, its lease, batches of
-sealed bodies and their compare-and-swap rewrite, and which wrapping key versions are in use.
+"""What the re-wrap job asks of the store: its progress row, its lease, batches of sealed
+bodies and their compare-and-swap rewrite, and which wrapping key versions are in use.
 
-A mixin of :class:`kmipd.store.sqlite.SqliteStore` (its worker thread and connection). The
-``rewrap_jobs`` table and the ``root_key_version`` column of ``wrapping_keys`` are created by
-:func:`migrate_rewrap`, run when the store opens a database, old ones included.
+A mixin of :class:`kmipd.store.store.Store`.
 
 A sealed body starts with ``format(1) | wrapping key version(4, big-endian)``
 (:mod:`kmipd.keys.envelope`), so ``substr(sealed, 2, 4)`` is its version, readable in SQL
@@ -12,31 +10,12 @@ without opening it.
 
 from __future__ import annotations
 
-import sqlite3
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-REWRAP_SCHEMA = """
-CREATE TABLE IF NOT EXISTS rewrap_jobs (
-    instance TEXT PRIMARY KEY,
-    target_version INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    rewrapped INTEGER NOT NULL DEFAULT 0,
-    skipped INTEGER NOT NULL DEFAULT 0,
-    retries INTEGER NOT NULL DEFAULT 0,
-    total INTEGER NOT NULL DEFAULT 0,
-    passes INTEGER NOT NULL DEFAULT 0,
-    started REAL NOT NULL,
-    updated REAL NOT NULL,
-    finished REAL,
-    lease_owner TEXT,
-    lease_until REAL,
-    error TEXT
-);
-"""
+from kmipd.store.database import POSTGRESQL, Connection
 
 _JOB_COLUMNS = (
     "instance, target_version, state, last_seq, rewrapped, skipped, retries, total, passes, "
@@ -44,14 +23,6 @@ _JOB_COLUMNS = (
 )
 
 RUNNING, DONE = "running", "done"
-
-
-def migrate_rewrap(db: sqlite3.Connection) -> None:
-    """Add the re-wrap job's table and column to a database (idempotent)."""
-    db.executescript(REWRAP_SCHEMA)
-    present = {row[1] for row in db.execute("PRAGMA table_info(wrapping_keys)")}
-    if "root_key_version" not in present:
-        db.execute("ALTER TABLE wrapping_keys ADD COLUMN root_key_version INTEGER")
 
 
 def version_bytes(version: int) -> bytes:
@@ -89,24 +60,19 @@ class SealedRow:
 
 
 class RewrapQueries:
-    """Mixed into the store; relies on its ``_run``, ``_query`` and ``_conn``."""
+    """Mixed into the store; relies on its ``_query`` and ``_tx``."""
 
-    _run: Callable[..., Any]
-    _query: Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
-    _conn: Callable[[], sqlite3.Connection]
-
-    def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        db = self._conn()
-        with db:  # one transaction, committed (and fsynced) on exit
-            db.execute("BEGIN IMMEDIATE")
-            return fn(db)
+    _query: Callable[..., Awaitable[list[tuple[Any, ...]]]]
+    _transaction: Callable[..., Awaitable[list[int]]]
+    _tx: Callable[..., Awaitable[Any]]
+    _read_tx: Callable[..., Awaitable[Any]]
+    dialect: str
 
     # -- wrapping key versions -----------------------------------------------------------
 
     async def set_root_key_version(self, instance: str, version: int, root_version: int) -> None:
         """Record under which root key version wrapping key ``version`` is wrapped."""
-        await self._run(
-            self._tx,
+        await self._tx(
             lambda db: db.execute(
                 "UPDATE wrapping_keys SET root_key_version = ? WHERE instance = ? AND version = ?",
                 (root_version, instance, version),
@@ -115,8 +81,7 @@ class RewrapQueries:
 
     async def root_key_versions(self, instance: str) -> dict[int, int | None]:
         """Wrapping key version -> the root key version that wraps it (None: not recorded)."""
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT version, root_key_version FROM wrapping_keys WHERE instance = ?",
             (instance,),
         )
@@ -124,8 +89,7 @@ class RewrapQueries:
 
     async def sealed_versions(self, instance: str) -> dict[int, int]:
         """Wrapping key version -> how many of the instance's sealed bodies use it."""
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT substr(sealed, 2, 4), COUNT(*) FROM objects "
             "WHERE instance = ? AND sealed IS NOT NULL GROUP BY substr(sealed, 2, 4)",
             (instance,),
@@ -136,7 +100,11 @@ class RewrapQueries:
         """Delete wrapping key ``version`` if no sealed body uses it (one statement, so no
         body can slip in between the check and the delete). True if it was deleted."""
 
-        def retire(db: sqlite3.Connection) -> int:
+        def retire(db: Connection) -> int:
+            if self.dialect == POSTGRESQL:
+                # Wait for writers of the instance's objects in flight and hold new ones back
+                # until commit, so the NOT EXISTS below sees every body that uses ``version``.
+                db.execute("LOCK TABLE objects IN SHARE ROW EXCLUSIVE MODE")
             return db.execute(
                 "DELETE FROM wrapping_keys WHERE instance = ? AND version = ? AND NOT EXISTS "
                 "(SELECT 1 FROM objects WHERE instance = ? AND sealed IS NOT NULL "
@@ -144,13 +112,13 @@ class RewrapQueries:
                 (instance, version, instance, version_bytes(version)),
             ).rowcount
 
-        return bool(await self._run(self._tx, retire))
+        return bool(await self._tx(retire))
 
     # -- the job row and its lease -------------------------------------------------------
 
     async def rewrap_job(self, instance: str) -> RewrapJob | None:
-        rows = await self._run(
-            self._query, f"SELECT {_JOB_COLUMNS} FROM rewrap_jobs WHERE instance = ?", (instance,)
+        rows = await self._query(
+            f"SELECT {_JOB_COLUMNS} FROM rewrap_jobs WHERE instance = ?", (instance,)
         )
         return RewrapJob(*rows[0]) if rows else None
 
@@ -160,7 +128,7 @@ class RewrapQueries:
         if state is not None:
             sql += " WHERE state = ?"
             params = (state,)
-        rows = await self._run(self._query, sql + " ORDER BY instance", params)
+        rows = await self._query(sql + " ORDER BY instance", params)
         return [RewrapJob(*row) for row in rows]
 
     async def start_rewrap_job(self, instance: str, target: int, now: float) -> RewrapJob:
@@ -168,7 +136,7 @@ class RewrapQueries:
         already does and is running; a finished job on ``target`` runs one more pass (it is
         idempotent: bodies already on ``target`` are skipped)."""
 
-        def start(db: sqlite3.Connection) -> None:
+        def start(db: Connection) -> None:
             row = db.execute(
                 "SELECT target_version, state FROM rewrap_jobs WHERE instance = ?", (instance,)
             ).fetchone()
@@ -189,7 +157,7 @@ class RewrapQueries:
                 (instance, target, RUNNING, total, now, now),
             )
 
-        await self._run(self._tx, start)
+        await self._tx(start)
         job = await self.rewrap_job(instance)
         assert job is not None
         return job
@@ -197,18 +165,17 @@ class RewrapQueries:
     async def take_rewrap_lease(self, instance: str, owner: str, now: float, until: float) -> bool:
         """Take or renew the job's lease: only one runner per instance, in any process."""
 
-        def take(db: sqlite3.Connection) -> int:
+        def take(db: Connection) -> int:
             return db.execute(
                 "UPDATE rewrap_jobs SET lease_owner = ?, lease_until = ? WHERE instance = ? "
                 "AND state = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
                 (owner, until, instance, RUNNING, owner, now),
             ).rowcount
 
-        return bool(await self._run(self._tx, take))
+        return bool(await self._tx(take))
 
     async def release_rewrap_lease(self, instance: str, owner: str) -> None:
-        await self._run(
-            self._tx,
+        await self._tx(
             lambda db: db.execute(
                 "UPDATE rewrap_jobs SET lease_owner = NULL, lease_until = NULL "
                 "WHERE instance = ? AND lease_owner = ?",
@@ -219,8 +186,7 @@ class RewrapQueries:
     async def update_rewrap_job(self, instance: str, owner: str, **changes: Any) -> bool:
         """Change the job's progress columns, if ``owner`` still holds its lease."""
         columns = ", ".join(f"{name} = ?" for name in changes)
-        count = await self._run(
-            self._tx,
+        count = await self._tx(
             lambda db: (
                 db.execute(
                     f"UPDATE rewrap_jobs SET {columns} WHERE instance = ? AND lease_owner = ?",
@@ -231,8 +197,7 @@ class RewrapQueries:
         return bool(count)
 
     async def delete_rewrap_job(self, instance: str) -> None:
-        await self._run(
-            self._tx,
+        await self._tx(
             lambda db: db.execute("DELETE FROM rewrap_jobs WHERE instance = ?", (instance,)),
         )
 
@@ -240,8 +205,7 @@ class RewrapQueries:
 
     async def sealed_batch(self, instance: str, after_seq: int, limit: int) -> list[SealedRow]:
         """The next ``limit`` objects with a sealed body, in seq order, after ``after_seq``."""
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT seq, uid, revision, sealed FROM objects WHERE instance = ? AND seq > ? "
             "AND sealed IS NOT NULL ORDER BY seq LIMIT ?",
             (instance, after_seq, limit),
@@ -250,8 +214,7 @@ class RewrapQueries:
 
     async def sealed_rows(self, instance: str, uids: list[str]) -> list[SealedRow]:
         marks = ", ".join("?" * len(uids))
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             f"SELECT seq, uid, revision, sealed FROM objects WHERE instance = ? "
             f"AND uid IN ({marks}) AND sealed IS NOT NULL ORDER BY seq",
             (instance, *uids),
@@ -275,12 +238,14 @@ class RewrapQueries:
         transaction. The UIDs whose write lost to a concurrent change; None (nothing
         written) if ``owner`` does not hold the job's lease."""
 
-        def write(db: sqlite3.Connection) -> list[str] | None:
+        def write(db: Connection) -> list[str] | None:
+            # An UPDATE, not a SELECT: it locks the job row until commit (PostgreSQL), so the
+            # lease cannot pass to another node between this check and the writes.
             held = db.execute(
-                "SELECT 1 FROM rewrap_jobs WHERE instance = ? AND lease_owner = ?",
-                (instance, owner),
-            ).fetchone()
-            if held is None:
+                "UPDATE rewrap_jobs SET updated = ? WHERE instance = ? AND lease_owner = ?",
+                (now, instance, owner),
+            ).rowcount
+            if not held:
                 return None
             lost = []
             for uid, revision, sealed in writes:
@@ -307,5 +272,5 @@ class RewrapQueries:
             )
             return lost
 
-        result: list[str] | None = await self._run(self._tx, write)
+        result: list[str] | None = await self._tx(write)
         return result

@@ -14,7 +14,7 @@ from kmipd.keys.instance_keys import InstanceKeys, RootKeyUnavailable, _aad
 from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.keys.providers.base import MAGIC, parse_blob
 from kmipd.store.records import InstanceRecord, WrappingKeyRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 RULES = KeyRules(action_delay=0.0, rotation_interval=0.0)
 
@@ -31,7 +31,7 @@ def test_legacy_rows_written_by_bare_keyring_wrap_still_open(tmp_path: Path) -> 
     assert not legacy_blob.startswith(MAGIC)
 
     async def scenario() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             await store.add_instance(InstanceRecord("default", root, 0))
@@ -77,7 +77,7 @@ def test_old_database_gets_the_provider_columns(tmp_path: Path) -> None:
     db.close()
 
     async def scenario() -> None:
-        store = SqliteStore(path)
+        store = Store.sqlite(path)
         await store.open()
         try:
             (instance,) = await store.instances()
@@ -94,7 +94,7 @@ def test_unknown_provider_is_root_key_unavailable(tmp_path: Path) -> None:
     ring = _ring(tmp_path)
 
     async def scenario() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             await store.add_instance(InstanceRecord("far", "some-key", 0, provider="gone"))

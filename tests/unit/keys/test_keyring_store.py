@@ -36,7 +36,7 @@ from kmipd.keys.keyring import (
     UnprocessableCiphertext,
 )
 from kmipd.store.records import InstanceRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 
 class Clock:
@@ -87,7 +87,7 @@ def test_no_key_material_in_plaintext_in_the_keyring_file_or_the_database(
     ring.create_key("standard", extractable=True, payload=standard)
 
     async def use_database() -> bytes:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             await store.add_instance(InstanceRecord("default", root, 0))
@@ -287,7 +287,7 @@ def test_instances_stop_when_their_root_key_is_disabled_or_deleted(tmp_path: Pat
     root = ring.create("root")
 
     async def scenario() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             await store.add_instance(InstanceRecord("default", root, 0))

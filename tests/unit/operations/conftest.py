@@ -27,7 +27,7 @@ from kmipd.service.engine import KmipEngine
 from kmipd.service.identity import ClientIdentity
 from kmipd.service.repository import ObjectRepository
 from kmipd.store.records import InstanceRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 NOW = 1_700_000_000
 
@@ -37,7 +37,7 @@ class EngineHarness:
     """Runs request batches through a real :class:`KmipEngine`, one client per instance."""
 
     engine: KmipEngine
-    store: SqliteStore
+    store: Store
     keyring: Keyring
     loop: asyncio.AbstractEventLoop
     clock: list[float] = field(default_factory=lambda: [float(NOW)])
@@ -82,7 +82,7 @@ class EngineHarness:
 @pytest.fixture
 def kmip(tmp_path: Path) -> Iterator[EngineHarness]:
     loop = asyncio.new_event_loop()
-    store = SqliteStore(tmp_path / "kmipd.sqlite")
+    store = Store.sqlite(tmp_path / "kmipd.sqlite")
     keyring = Keyring(tmp_path / "keyring" / "root-keys.json")
     loop.run_until_complete(store.open())
     clock = [float(NOW)]

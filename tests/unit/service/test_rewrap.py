@@ -16,14 +16,14 @@ from kmipd.protocol._generated import ObjectType
 from kmipd.service.admin import AdminError
 from kmipd.service.rewrap import RewrapService
 from kmipd.store.records import InstanceRecord, ObjectRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
-Scenario = Callable[[SqliteStore, Keyring, InstanceKeys, RewrapService, str], Awaitable[None]]
+Scenario = Callable[[Store, Keyring, InstanceKeys, RewrapService, str], Awaitable[None]]
 
 
 def _run(tmp_path: Path, scenario: Scenario, **options: float) -> None:
     async def main() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))
@@ -41,7 +41,7 @@ def _run(tmp_path: Path, scenario: Scenario, **options: float) -> None:
     asyncio.run(main())
 
 
-async def _seal_objects(store: SqliteStore, keys: InstanceKeys, root: str, n: int) -> dict:
+async def _seal_objects(store: Store, keys: InstanceKeys, root: str, n: int) -> dict:
     """``n`` objects with opaque bodies sealed under the current version; uid -> plaintext."""
     plain = {}
     for i in range(n):
@@ -63,7 +63,7 @@ async def _seal_objects(store: SqliteStore, keys: InstanceKeys, root: str, n: in
     return plain
 
 
-async def _check_all(store: SqliteStore, keys: InstanceKeys, plain: dict, version: int) -> None:
+async def _check_all(store: Store, keys: InstanceKeys, plain: dict, version: int) -> None:
     for uid, body in plain.items():
         record = await store.get_object("vsphere", uid)
         assert record is not None and record.sealed is not None

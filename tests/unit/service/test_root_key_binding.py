@@ -12,7 +12,7 @@ from kmipd.keys.instance_keys import InstanceKeys, RootKeyUnavailable
 from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.service.admin import AdminError, AdminService
 from kmipd.service.repository import ObjectRepository
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 
 async def _nothing() -> None:
@@ -21,7 +21,7 @@ async def _nothing() -> None:
 
 def _run(tmp_path: Path, scenario) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))

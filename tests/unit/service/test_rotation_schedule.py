@@ -11,7 +11,7 @@ from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.service.rewrap import DAY, RewrapService
 from kmipd.store.records import InstanceRecord
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
 
 
 def _instance(records: list[InstanceRecord], name: str) -> InstanceRecord:
@@ -20,7 +20,7 @@ def _instance(records: list[InstanceRecord], name: str) -> InstanceRecord:
 
 def test_due_instances_are_rotated_once_per_period(tmp_path: Path) -> None:
     async def main() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))
         keys = InstanceKeys(store, ring)
@@ -61,7 +61,7 @@ def test_due_instances_are_rotated_once_per_period(tmp_path: Path) -> None:
 
 def test_one_runner_across_processes(tmp_path: Path) -> None:
     async def main() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))
         keys = InstanceKeys(store, ring)
@@ -90,7 +90,7 @@ def test_one_runner_across_processes(tmp_path: Path) -> None:
 
 def test_expired_lease_is_taken_over(tmp_path: Path) -> None:
     async def main() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             now = time.time()
@@ -117,7 +117,7 @@ def test_old_database_gets_the_schedule_columns(tmp_path: Path) -> None:
     db.close()
 
     async def main() -> None:
-        store = SqliteStore(tmp_path / "kmipd.db")
+        store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
         try:
             (record,) = await store.instances()

@@ -1,5 +1,6 @@
-"""The store's management additions: old databases gain the new columns and the audit table
-on open; the audit query filters and pages; deleting an instance removes all of it."""
+"""The store's management additions: a database of the first release is refused by ``open``
+and upgraded by ``open(migrate=True)`` (``kmipd migrate``); the audit query filters and pages;
+deleting an instance removes all of it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from kmipd.store import sqlite as store_module
+import pytest
+
+from kmipd.store.migrations import LATEST, SchemaMismatch
 from kmipd.store.records import (
     AuditQuery,
     AuditRecord,
@@ -15,13 +18,67 @@ from kmipd.store.records import (
     InstanceRecord,
     ObjectRecord,
 )
-from kmipd.store.sqlite import SqliteStore
+from kmipd.store.store import Store
+
+# The schema as the first release made it (before the management API's additions).
+FIRST_RELEASE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (
+    name TEXT PRIMARY KEY,
+    root_key_id TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    fingerprint TEXT PRIMARY KEY,
+    instance TEXT NOT NULL REFERENCES instances(name),
+    pem TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    is_ca INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS wrapping_keys (
+    instance TEXT NOT NULL REFERENCES instances(name),
+    version INTEGER NOT NULL,
+    root_key_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    PRIMARY KEY (instance, version)
+);
+CREATE TABLE IF NOT EXISTS objects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL UNIQUE,
+    instance TEXT NOT NULL REFERENCES instances(name),
+    object_type INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    algorithm INTEGER,
+    length INTEGER,
+    name TEXT,
+    attributes BLOB NOT NULL,
+    sealed BLOB,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    last_fetched INTEGER,
+    revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,
+    created INTEGER NOT NULL,
+    revoked INTEGER,
+    description TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS objects_instance ON objects (instance, object_type, state);
+CREATE INDEX IF NOT EXISTS objects_name ON objects (instance, name);
+"""
 
 
-def test_a_database_made_before_the_management_api_is_upgraded_on_open(tmp_path: Path) -> None:
+def test_a_first_release_database_is_refused_until_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
-    db.executescript(store_module.SCHEMA)  # the schema as it was, without the additions
+    db.executescript(FIRST_RELEASE_SCHEMA)
+    db.execute("INSERT INTO schema_version VALUES (1)")
     db.execute("INSERT INTO instances VALUES ('old', 'rk', 1)")
     db.execute(
         "INSERT INTO objects (uid, instance, object_type, state, attributes, created, updated) "
@@ -31,8 +88,10 @@ def test_a_database_made_before_the_management_api_is_upgraded_on_open(tmp_path:
     db.close()
 
     async def run() -> None:
-        store = SqliteStore(path)
-        await store.open()
+        with pytest.raises(SchemaMismatch, match="version 1, this kmipd needs version"):
+            await Store.sqlite(path).open()
+        store = Store.sqlite(path)
+        assert await store.open(migrate=True) == list(range(2, LATEST + 1))
         try:
             record = await store.get_object("old", "u1")
             assert record is not None and record.last_fetched_by is None
@@ -44,9 +103,9 @@ def test_a_database_made_before_the_management_api_is_upgraded_on_open(tmp_path:
             assert (await store.audit_records(AuditQuery()))[1] == 1
         finally:
             await store.close()
-        # Opening again changes nothing (idempotent).
-        store = SqliteStore(path)
-        await store.open()
+        # Opening again changes nothing.
+        store = Store.sqlite(path)
+        assert await store.open() == []
         await store.close()
 
     asyncio.run(run())
@@ -54,7 +113,7 @@ def test_a_database_made_before_the_management_api_is_upgraded_on_open(tmp_path:
 
 def test_audit_filters_and_pages_newest_first(tmp_path: Path) -> None:
     async def run() -> None:
-        store = SqliteStore(tmp_path / "a.db")
+        store = Store.sqlite(tmp_path / "a.db")
         await store.open()
         try:
             for n in range(10):
@@ -85,7 +144,7 @@ def test_audit_filters_and_pages_newest_first(tmp_path: Path) -> None:
 
 def test_deleting_an_instance_removes_its_certificates_and_objects(tmp_path: Path) -> None:
     async def run() -> None:
-        store = SqliteStore(tmp_path / "d.db")
+        store = Store.sqlite(tmp_path / "d.db")
         await store.open()
         try:
             for name in ("a", "b"):

@@ -1,21 +1,18 @@
-"""The SQLite object store: one file, WAL, ``synchronous=FULL``.
-
-With ``synchronous=FULL`` a transaction is on disk when COMMIT returns, so an acknowledged
-write survives kill -9 and power loss (``NORMAL`` in WAL mode may lose the last commits on
-power loss). All access goes through one worker thread: SQLite serialises writers anyway,
-and the event loop never waits on an fsync.
+"""The object store: managed objects, instances, certificates, wrapping keys, API keys, the
+audit trail and the background jobs' state, on a :class:`~kmipd.store.database.Database`
+(SQLite for one node, PostgreSQL for a cluster). The SQL is written once, for both.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kmipd.store.admin_queries import AdminQueries, migrate
+from kmipd.store import migrations
+from kmipd.store.admin_queries import AdminQueries
+from kmipd.store.database import Connection, Database, StoreError, StoreUnavailable
+from kmipd.store.events import EventQueries
 from kmipd.store.records import (
     ApiKeyRecord,
     CertificateRecord,
@@ -24,62 +21,12 @@ from kmipd.store.records import (
     ObjectRecord,
     WrappingKeyRecord,
 )
-from kmipd.store.rewrap_queries import RewrapQueries, migrate_rewrap
+from kmipd.store.rewrap_queries import RewrapQueries
+from kmipd.store.sqlite_database import SqliteDatabase
+
+__all__ = ["Store", "StoreError", "StoreUnavailable"]
 
 T = TypeVar("T")
-
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS instances (
-    name TEXT PRIMARY KEY,
-    root_key_id TEXT NOT NULL,
-    created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS certificates (
-    fingerprint TEXT PRIMARY KEY,
-    instance TEXT NOT NULL REFERENCES instances(name),
-    pem TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    is_ca INTEGER NOT NULL,
-    created INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS wrapping_keys (
-    instance TEXT NOT NULL REFERENCES instances(name),
-    version INTEGER NOT NULL,
-    root_key_id TEXT NOT NULL,
-    wrapped BLOB NOT NULL,
-    created INTEGER NOT NULL,
-    PRIMARY KEY (instance, version)
-);
-CREATE TABLE IF NOT EXISTS objects (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    uid TEXT NOT NULL UNIQUE,
-    instance TEXT NOT NULL REFERENCES instances(name),
-    object_type INTEGER NOT NULL,
-    state INTEGER NOT NULL,
-    algorithm INTEGER,
-    length INTEGER,
-    name TEXT,
-    attributes BLOB NOT NULL,
-    sealed BLOB,
-    created INTEGER NOT NULL,
-    updated INTEGER NOT NULL,
-    last_fetched INTEGER,
-    revision INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id TEXT PRIMARY KEY,
-    service_id TEXT NOT NULL,
-    role TEXT NOT NULL,
-    secret_hash TEXT NOT NULL UNIQUE,
-    created INTEGER NOT NULL,
-    revoked INTEGER,
-    description TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS objects_instance ON objects (instance, object_type, state);
-CREATE INDEX IF NOT EXISTS objects_name ON objects (instance, name);
-"""
 
 _OBJECT_COLUMNS = (
     "uid, instance, object_type, state, attributes, sealed, created, updated, algorithm, "
@@ -87,82 +34,84 @@ _OBJECT_COLUMNS = (
 )
 
 
-class StoreError(Exception):
-    """The store failed or refused a write; the message is safe to log, never to a client."""
+class Store(AdminQueries, RewrapQueries, EventQueries):
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self.schema_version: int | None = None
 
+    @classmethod
+    def sqlite(cls, path: Path) -> Store:
+        return cls(SqliteDatabase(path))
 
-class SqliteStore(AdminQueries, RewrapQueries):
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmipd-sqlite")
-        self._db: sqlite3.Connection | None = None
+    @classmethod
+    def postgres(cls, url: str, *, pool_size: int = 8) -> Store:
+        from kmipd.store.postgres_database import PostgresDatabase
+
+        return cls(PostgresDatabase(url, pool_size=pool_size))
 
     @property
-    def path(self) -> Path:
-        return self._path
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    async def open(self) -> None:
-        await self._run(self._open)
-
-    def _open(self) -> None:
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        if db.execute("PRAGMA synchronous").fetchone()[0] != 2:
-            raise StoreError("SQLite refused synchronous=FULL; acknowledged writes could be lost")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            raise StoreError("SQLite refused WAL mode")
-        db.executescript(SCHEMA)
-        migrate(db)
-        migrate_rewrap(db)
-        row = db.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
-            raise StoreError(
-                f"the database schema is version {row[0]}, newer than this kmipd "
-                f"understands ({SCHEMA_VERSION})"
-            )
-        self._db = db
-
-    async def close(self) -> None:
-        if self._db is not None:
-            await self._run(self._db.close)
-            self._db = None
-        self._executor.shutdown(wait=True)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StoreError("the store is not open")
+    def database(self) -> Database:
         return self._db
 
-    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
-        db = self._conn()
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
+
+    def describe(self) -> str:
+        return self._db.describe()
+
+    async def open(self, *, migrate: bool = False) -> list[int]:
+        """Connect, and check the schema: a new database gets the whole schema; one that is
+        behind is migrated only when ``migrate`` is true (``kmipd migrate``), else refused.
+        The migration versions applied."""
+        await self._db.open()
         try:
-            with db:  # one transaction, committed (and fsynced) on exit
-                db.execute("BEGIN IMMEDIATE")
-                return db.execute(sql, params).rowcount
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"write refused: {exc}") from None
+            return await self._db.write(self._check_schema, migrate)
+        except BaseException:
+            await self._db.close()
+            raise
+
+    def _check_schema(self, conn: Connection, migrate: bool) -> list[int]:
+        version = migrations.current_version(conn, self.dialect)
+        if version is not None and version > migrations.LATEST:
+            raise migrations.SchemaMismatch(migrations.too_new(version))
+        if version is not None and version < migrations.LATEST and not migrate:
+            raise migrations.SchemaMismatch(migrations.behind(version, self.describe()))
+        applied = migrations.migrate(conn, self.dialect)
+        self.schema_version = migrations.LATEST
+        return applied
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # -- statements shared by the query mixins --------------------------------------------
+
+    async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return await self._db.read(_fetchall, sql, params)
+
+    async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        return await self._db.write(_rowcount, sql, params)
+
+    async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
+        return await self._db.write(_rowcounts, statements)
+
+    async def _tx(self, fn: Callable[[Connection], T]) -> T:
+        """``fn(connection)`` in one write transaction."""
+        return await self._db.write(fn)
+
+    async def _read_tx(self, fn: Callable[[Connection], T]) -> T:
+        return await self._db.read(fn)
 
     # -- instances and certificates ------------------------------------------------------
 
     async def add_instance(self, record: InstanceRecord) -> None:
-        await self._run(
-            self._write,
+        await self._write(
             "INSERT INTO instances (name, root_key_id, created, provider) VALUES (?, ?, ?, ?)",
             (record.name, record.root_key_id, record.created, record.provider),
         )
 
     async def instances(self) -> list[InstanceRecord]:
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT name, root_key_id, created, provider, rotation_days, last_rotated "
             "FROM instances ORDER BY name",
             (),
@@ -170,8 +119,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
         return [InstanceRecord(*row) for row in rows]
 
     async def add_certificate(self, record: CertificateRecord) -> None:
-        await self._run(
-            self._write,
+        await self._write(
             "INSERT INTO certificates (fingerprint, instance, pem, subject, is_ca, created) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -185,9 +133,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
         )
 
     async def remove_certificate(self, fingerprint: str) -> bool:
-        count = await self._run(
-            self._write, "DELETE FROM certificates WHERE fingerprint = ?", (fingerprint,)
-        )
+        count = await self._write("DELETE FROM certificates WHERE fingerprint = ?", (fingerprint,))
         return count > 0
 
     async def certificates(self, instance: str | None = None) -> list[CertificateRecord]:
@@ -196,12 +142,11 @@ class SqliteStore(AdminQueries, RewrapQueries):
         if instance is not None:
             sql += " WHERE instance = ?"
             params = (instance,)
-        rows = await self._run(self._query, sql + " ORDER BY created, fingerprint", params)
+        rows = await self._query(sql + " ORDER BY created, fingerprint", params)
         return [CertificateRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5]) for r in rows]
 
     async def add_wrapping_key(self, record: WrappingKeyRecord) -> None:
-        await self._run(
-            self._write,
+        await self._write(
             "INSERT INTO wrapping_keys "
             "(instance, version, root_key_id, wrapped, created, provider) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -216,8 +161,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
         )
 
     async def wrapping_keys(self, instance: str) -> list[WrappingKeyRecord]:
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT instance, version, root_key_id, wrapped, created, provider FROM wrapping_keys "
             "WHERE instance = ? ORDER BY version",
             (instance,),
@@ -227,8 +171,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
     # -- API keys ------------------------------------------------------------------------
 
     async def add_api_key(self, record: ApiKeyRecord) -> None:
-        await self._run(
-            self._write,
+        await self._write(
             "INSERT INTO api_keys (id, service_id, role, secret_hash, created, revoked, "
             "description) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
@@ -246,8 +189,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
         self, *, key_id: str | None = None, secret_hash: str | None = None
     ) -> ApiKeyRecord | None:
         column, value = ("id", key_id) if key_id is not None else ("secret_hash", secret_hash)
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT id, service_id, role, secret_hash, created, revoked, description "
             f"FROM api_keys WHERE {column} = ?",
             (value,),
@@ -255,8 +197,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
         return ApiKeyRecord(*rows[0]) if rows else None
 
     async def api_keys(self) -> list[ApiKeyRecord]:
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT id, service_id, role, secret_hash, created, revoked, description "
             "FROM api_keys ORDER BY created, id",
             (),
@@ -264,8 +205,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
         return [ApiKeyRecord(*row) for row in rows]
 
     async def revoke_api_key(self, key_id: str, when: int) -> bool:
-        count = await self._run(
-            self._write,
+        count = await self._write(
             "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
             (when, key_id),
         )
@@ -273,20 +213,15 @@ class SqliteStore(AdminQueries, RewrapQueries):
 
     # -- objects -------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        return self._conn().execute(sql, params).fetchall()
-
     async def insert_object(self, record: ObjectRecord) -> None:
-        await self._run(
-            self._write,
+        await self._write(
             f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _object_params(record),
         )
 
     async def get_object(self, instance: str, uid: str) -> ObjectRecord | None:
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE uid = ? AND instance = ?",
             (uid, instance),
         )
@@ -306,8 +241,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
     async def _write_if_at(self, record: ObjectRecord, revision: int) -> bool:
         """Compare-and-swap: write every column of ``record`` if the row is at ``revision``,
         and bump the row's revision."""
-        count = await self._run(
-            self._write,
+        count = await self._write(
             "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
             "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
             "last_fetched_by = ?, revision = revision + 1 "
@@ -332,15 +266,14 @@ class SqliteStore(AdminQueries, RewrapQueries):
 
     async def delete_object(self, instance: str, uid: str) -> bool:
         """Remove a row entirely (Batch Undo of a Create/Register); True if it was there."""
-        count = await self._run(
-            self._write, "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance)
+        count = await self._write(
+            "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance)
         )
         return count > 0
 
     async def count_objects(self) -> dict[str, int]:
         """Managed objects per instance (every instance, zero included)."""
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             "SELECT i.name, COUNT(o.uid) FROM instances i LEFT JOIN objects o "
             "ON o.instance = i.name GROUP BY i.name ORDER BY i.name",
             (),
@@ -349,7 +282,7 @@ class SqliteStore(AdminQueries, RewrapQueries):
 
     async def ping(self) -> None:
         """Raises when the database cannot answer."""
-        await self._run(self._query, "SELECT 1", ())
+        await self._query("SELECT 1", ())
 
     async def find_objects(self, query: ObjectQuery) -> list[ObjectRecord]:
         clauses = ["instance = ?"]
@@ -370,12 +303,23 @@ class SqliteStore(AdminQueries, RewrapQueries):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        rows = await self._run(
-            self._query,
+        rows = await self._query(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE {' AND '.join(clauses)} ORDER BY seq",
             tuple(params),
         )
         return [ObjectRecord(*row) for row in rows]
+
+
+def _fetchall(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+
+def _rowcount(conn: Connection, sql: str, params: tuple[Any, ...]) -> int:
+    return int(conn.execute(sql, params).rowcount)
+
+
+def _rowcounts(conn: Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
+    return [int(conn.execute(sql, params).rowcount) for sql, params in statements]
 
 
 def _object_params(r: ObjectRecord) -> tuple[Any, ...]:

@@ -1,0 +1,65 @@
+"""What the object store asks of a database engine, and the error every engine raises.
+
+Two real engines: :mod:`kmipd.store.sqlite_database` (one file, single node) and
+:mod:`kmipd.store.postgres_database` (a cluster of nodes). The store's SQL is written once,
+with ``?`` placeholders; an engine runs a function ``fn(connection, *args)`` either as a read
+or as one write transaction that is durable when it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+
+
+class StoreError(Exception):
+    """The store failed or refused a write; the message is safe to log, never to a client."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (a node that lost its database); retried later."""
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The part of a DB-API connection the store's SQL uses (``?`` placeholders)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    def describe(self) -> str:
+        """Where the data is, for messages (never a password)."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` outside a write transaction."""
+        ...
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` in one transaction, committed (durably) on return;
+        rolled back if ``fn`` raises. A refused write raises :class:`StoreError`."""
+        ...
+
+    def write_now(self, fn: Callable[..., T], *args: Any) -> T:
+        """The same as :meth:`write`, from a thread that is not the event loop's (the CLI,
+        migrations)."""
+        ...
