@@ -9,7 +9,6 @@ import signal
 import ssl
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kmipd import __version__, config
@@ -34,8 +33,7 @@ from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
 from kmipd.service.rewrap import RewrapService
 from kmipd.service.sightings import CertificateSightings
-from kmipd.store.postgres_database import is_postgres_url, redact
-from kmipd.store.store import Store
+from kmipd.store.store import Store, StoreError
 from kmipd.transport import tls
 from kmipd.transport.kmip_listener import KmipListener, Peer, Session, SessionEnded
 
@@ -60,17 +58,12 @@ class StartupError(Exception):
 
 
 def open_store(settings: config.Settings) -> Store:
-    url = settings.store.url
-    if is_postgres_url(url):
-        return Store.postgres(url, pool_size=settings.store.pool_size)
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise StartupError(
-            f"store.url {redact(url)!r} is not supported; use sqlite:///PATH or "
-            "postgresql://USER@HOST:PORT/DATABASE"
+    try:
+        return Store.from_url(
+            settings.store.url, base=settings.data_dir, pool_size=settings.store.pool_size
         )
-    path = Path(url[len(prefix) :])
-    return Store.sqlite(path if path.is_absolute() else settings.data_dir / path)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
 
 
 class _KmipSession(Session):

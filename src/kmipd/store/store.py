@@ -13,6 +13,7 @@ from kmipd.store import migrations
 from kmipd.store.admin_queries import AdminQueries
 from kmipd.store.database import Connection, Database, StoreError, StoreUnavailable
 from kmipd.store.events import EventQueries
+from kmipd.store.postgres_database import PostgresDatabase, is_postgres_url, redact
 from kmipd.store.records import (
     ApiKeyRecord,
     CertificateRecord,
@@ -45,9 +46,21 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
 
     @classmethod
     def postgres(cls, url: str, *, pool_size: int = 8) -> Store:
-        from kmipd.store.postgres_database import PostgresDatabase
-
         return cls(PostgresDatabase(url, pool_size=pool_size))
+
+    @classmethod
+    def from_url(cls, url: str, *, base: Path, pool_size: int = 8) -> Store:
+        """``sqlite:///PATH`` (relative to ``base``) or ``postgresql://…``."""
+        if is_postgres_url(url):
+            return cls.postgres(url, pool_size=pool_size)
+        prefix = "sqlite:///"
+        if not url.startswith(prefix):
+            raise StoreError(
+                f"store.url {redact(url)!r} is not supported; use sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DATABASE"
+            )
+        path = Path(url[len(prefix) :])
+        return cls.sqlite(path if path.is_absolute() else base / path)
 
     @property
     def database(self) -> Database:

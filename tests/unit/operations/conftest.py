@@ -1,4 +1,5 @@
-"""An in-process engine on a real SQLite store and keyring, for fast operation tests.
+"""An in-process engine on a real store (SQLite and PostgreSQL: every test runs on both) and
+keyring, for fast operation tests.
 
 Wired as :mod:`kmipd.app` wires it (no TLS, no subprocess); a fixed, settable clock, so
 date-driven transitions are tested without sleeping.
@@ -80,9 +81,9 @@ class EngineHarness:
 
 
 @pytest.fixture
-def kmip(tmp_path: Path) -> Iterator[EngineHarness]:
+def kmip(tmp_path: Path, store_url: str) -> Iterator[EngineHarness]:
     loop = asyncio.new_event_loop()
-    store = Store.sqlite(tmp_path / "kmipd.sqlite")
+    store = Store.from_url(store_url, base=tmp_path)
     keyring = Keyring(tmp_path / "keyring" / "root-keys.json")
     loop.run_until_complete(store.open())
     clock = [float(NOW)]

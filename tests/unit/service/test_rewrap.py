@@ -21,9 +21,9 @@ from kmipd.store.store import Store
 Scenario = Callable[[Store, Keyring, InstanceKeys, RewrapService, str], Awaitable[None]]
 
 
-def _run(tmp_path: Path, scenario: Scenario, **options: float) -> None:
+def _run(tmp_path: Path, store_url: str, scenario: Scenario, **options: float) -> None:
     async def main() -> None:
-        store = Store.sqlite(tmp_path / "kmipd.db")
+        store = Store.from_url(store_url, base=tmp_path)
         await store.open()
         try:
             ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))
@@ -72,7 +72,9 @@ async def _check_all(store: Store, keys: InstanceKeys, plain: dict, version: int
         assert envelope.unseal(key, "vsphere", uid, record.sealed) == body
 
 
-def test_rotation_then_rewrap_moves_everything_and_is_idempotent(tmp_path: Path) -> None:
+def test_rotation_then_rewrap_moves_everything_and_is_idempotent(
+    tmp_path: Path, store_url: str
+) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         plain = await _seal_objects(store, keys, root, 40)
         rotation = await service.rotate("vsphere")
@@ -96,10 +98,10 @@ def test_rotation_then_rewrap_moves_everything_and_is_idempotent(tmp_path: Path)
         ]
         assert status.percent == 100.0
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
 
 
-def test_a_concurrent_change_is_never_lost(tmp_path: Path) -> None:
+def test_a_concurrent_change_is_never_lost(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         plain = await _seal_objects(store, keys, root, 20)
         await service.rotate("vsphere")
@@ -124,10 +126,10 @@ def test_a_concurrent_change_is_never_lost(tmp_path: Path) -> None:
         assert record is not None and record.state == 2  # the KMIP change survived
         await _check_all(store, keys, plain, 2)
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
 
 
-def test_one_runner_per_instance(tmp_path: Path) -> None:
+def test_one_runner_per_instance(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         await _seal_objects(store, keys, root, 30)
         await service.rotate("vsphere")
@@ -138,10 +140,10 @@ def test_one_runner_per_instance(tmp_path: Path) -> None:
         job = await service.run_job("vsphere")
         assert job is not None and job.state == "done"
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
 
 
-def test_resumes_after_the_last_committed_batch(tmp_path: Path) -> None:
+def test_resumes_after_the_last_committed_batch(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         plain = await _seal_objects(store, keys, root, 30)
         await service.rotate("vsphere")
@@ -164,10 +166,10 @@ def test_resumes_after_the_last_committed_batch(tmp_path: Path) -> None:
         assert job is not None and job.state == "done" and job.rewrapped == 30
         await _check_all(store, keys, plain, 2)
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
 
 
-def test_follows_a_root_key_rotated_elsewhere(tmp_path: Path) -> None:
+def test_follows_a_root_key_rotated_elsewhere(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         plain = await _seal_objects(store, keys, root, 5)
         ring.rotate(root)  # e.g. kmipd rootkey rotate, through Key Protect's API
@@ -181,10 +183,10 @@ def test_follows_a_root_key_rotated_elsewhere(tmp_path: Path) -> None:
         await service.tick()  # nothing new: no third version
         assert [r.version for r in await store.wrapping_keys("vsphere")] == [1, 2]
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
 
 
-def test_another_process_s_new_version_is_picked_up(tmp_path: Path) -> None:
+def test_another_process_s_new_version_is_picked_up(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         await _seal_objects(store, keys, root, 1)
         elsewhere = InstanceKeys(store, ring)
@@ -193,10 +195,10 @@ def test_another_process_s_new_version_is_picked_up(tmp_path: Path) -> None:
         await service.tick()
         assert (await keys.current("vsphere", root))[0] == 2
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
 
 
-def test_retire_only_unused_older_versions(tmp_path: Path) -> None:
+def test_retire_only_unused_older_versions(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         plain = await _seal_objects(store, keys, root, 10)
         await service.rotate("vsphere")
@@ -214,10 +216,10 @@ def test_retire_only_unused_older_versions(tmp_path: Path) -> None:
             await service.retire("vsphere", 1)
         assert gone.value.kind == "not_found"
 
-    _run(tmp_path, scenario, retire_grace=0.0)
+    _run(tmp_path, store_url, scenario, retire_grace=0.0)
 
 
-def test_retire_waits_for_the_grace_period(tmp_path: Path) -> None:
+def test_retire_waits_for_the_grace_period(tmp_path: Path, store_url: str) -> None:
     async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
         await _seal_objects(store, keys, root, 1)
         await service.rotate("vsphere")
@@ -226,4 +228,4 @@ def test_retire_waits_for_the_grace_period(tmp_path: Path) -> None:
             await service.retire("vsphere", 1)
         assert recent.value.code == "wrapping_key_recent"
 
-    _run(tmp_path, scenario)
+    _run(tmp_path, store_url, scenario)
