@@ -1,12 +1,17 @@
 """The built-in keyring: root keys and standard keys, with Key Protect's metadata and rules.
 
-The file is ``DIR/keyring/root-keys.json``, mode 0600, replaced atomically on every change
-(write a temporary file, fsync, rename, fsync the directory) under an exclusive lock on
+The keyring's state is one JSON document kept by a storage (``keys/keyring_storage.py``):
+by default the file ``DIR/keyring/root-keys.json``, mode 0600, replaced atomically on every
+change (write a temporary file, fsync, rename, fsync the directory) under an exclusive lock on
 ``DIR/keyring/.lock``, so several processes (``kmipd serve``, the CLI) share it; each reads
-it again when it has changed. Key material never leaves this module except a standard key's
-payload, and is never written in plaintext: each version's material is encrypted with
-AES-256-GCM under the keyring master key (``keys/master_key.py``), with the key id and the
-version id as associated data.
+it again when it has changed. A cluster keeps it in PostgreSQL instead
+(``Keyring.in_data_dir(DIR, store_url="postgresql://...")``): one row, changed in one
+transaction at a time, its revision polled so that a key deleted or disabled on one node is
+refused on every other within a second; the master key stays a file (or the environment
+variable) on each node, the same everywhere. Key material never leaves this module except a
+standard key's payload, and is never stored in plaintext: each version's material is
+encrypted with AES-256-GCM under the keyring master key (``keys/master_key.py``), with the key
+id and the version id as associated data.
 
 Keys follow Key Protect's life cycle: Active (1), Suspended (2, ``disable``), Deactivated
 (3, past its expiration date) and Destroyed (5, ``delete``). **Deletion and crypto-shredding:**
@@ -27,18 +32,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import copy
-import fcntl
 import json
-import os
 import re
 import secrets
 import struct
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,10 +49,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmipd.keys import master_key
+from kmipd.keys.keyring_storage import KEYRING_FILE as KEYRING_FILE
+from kmipd.keys.keyring_storage import LOCK_FILE as LOCK_FILE
+from kmipd.keys.keyring_storage import (
+    FileKeyringStorage,
+    KeyringStorage,
+    PostgresKeyringStorage,
+    is_postgres_url,
+)
 
 KEYRING_DIR = "keyring"
-KEYRING_FILE = "root-keys.json"
-LOCK_FILE = ".lock"
 _HEAD = struct.Struct(">BI")  # format, root key version (1-based), of ``wrap``'s output
 _FORMAT = 1
 _FILE_FORMAT = 2
@@ -279,17 +287,27 @@ class Keyring:
         master: bytes | None = None,
         rules: KeyRules | None = None,
         clock: Callable[[], float] = time.time,
+        storage: KeyringStorage | None = None,
     ) -> None:
+        """``path`` is the keyring file; its directory holds the master key (unless
+        ``master`` is given). ``storage`` keeps the document elsewhere (PostgreSQL)."""
         self._path = path
         self._dir = path.parent
+        self._storage: KeyringStorage = storage or FileKeyringStorage(path)
         self._lock = threading.RLock()
         self._rules = rules or KeyRules()
         self._clock = clock
         self._listeners: list[Callable[[str], None]] = []
         self._data: dict[str, Any] = {"format": _FILE_FORMAT, "keys": {}}
-        self._stamp: tuple[int, int, int] | None = None
-        with self._lock, self._file_lock():
-            raw = self._read_raw()
+        try:
+            self._load(master)
+        except BaseException:
+            self._storage.close()
+            raise
+
+    def _load(self, master: bytes | None) -> None:
+        with self._lock, self._storage.lock():
+            raw = self._storage.read()
             legacy = raw is not None and raw.get("format", 1) == 1
             try:
                 self._master = master or master_key.load(
@@ -301,96 +319,89 @@ class Keyring:
             if raw is None:
                 return
             if legacy:
-                self._save(self._migrate(raw))
+                current = self._migrate(raw)
             else:
                 self._accept(raw)
+                current = self._data
             # Erase what outlived its restore window while no process was running.
-            data = copy.deepcopy(self._data)
+            data = copy.deepcopy(current)
             self._expire(data, self._clock())
-            if data != self._data:
-                self._save(data)
+            if not legacy and data == current:
+                return
+            self._save(data)
+        self._data = data  # once the storage has it (the lock's end commits it)
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, **options: Any) -> Keyring:
-        return cls(data_dir / KEYRING_DIR / KEYRING_FILE, **options)
+    def in_data_dir(
+        cls,
+        data_dir: Path,
+        *,
+        store_url: str | None = None,
+        poll_interval: float = 0.25,
+        **options: Any,
+    ) -> Keyring:
+        """The keyring of ``data_dir``: its document in ``DIR/keyring/root-keys.json``, or in
+        PostgreSQL when ``store_url`` is a ``postgresql://`` (or ``postgres://``) URL (any
+        other store URL keeps the file). The master key comes from ``DIR/keyring/`` (or the
+        environment) either way."""
+        path = data_dir / KEYRING_DIR / KEYRING_FILE
+        if store_url is not None and is_postgres_url(store_url):
+            storage = PostgresKeyringStorage(store_url, poll_interval=poll_interval)
+            return cls(path, storage=storage, **options)
+        return cls(path, **options)
 
     @property
     def rules(self) -> KeyRules:
         return self._rules
 
+    @property
+    def storage(self) -> KeyringStorage:
+        return self._storage
+
+    def close(self) -> None:
+        """Release the storage's resources (PostgreSQL's connection); nothing for a file."""
+        with self._lock:
+            self._storage.close()
+
     def add_listener(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(key_id)`` after a key's state changes (disable, delete, ...)."""
+        """Call ``listener(key_id)`` after a key's state changes (disable, delete, ...).
+
+        Changes made by another process or node are not announced: they are seen at the next
+        read, which every use of a key does."""
         self._listeners.append(listener)
 
-    # --- file ----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _file_lock(self) -> Iterator[None]:
-        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self._dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def _read_raw(self) -> dict[str, Any] | None:
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            return None
-        if stat.st_mode & 0o077:
-            raise KeyringError(
-                f"{self._path} is accessible by group or others (mode "
-                f"{stat.st_mode & 0o777:o}); it must be 0600: run 'chmod 600 {self._path}'"
-            )
-        raw = json.loads(self._path.read_text(encoding="utf-8"))
-        self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        return raw  # type: ignore[no-any-return]
+    # --- storage -------------------------------------------------------------------------
 
     def _accept(self, raw: dict[str, Any]) -> None:
+        where = self._storage.describe()
         if raw.get("format") != _FILE_FORMAT:
-            raise KeyringError(f"{self._path} has an unknown format {raw.get('format')!r}")
+            raise KeyringError(f"{where} has an unknown format {raw.get('format')!r}")
         if raw.get("master_key_check") != self._check:
             raise KeyringError(
-                f"the keyring master key does not open {self._path}: use the master key it "
+                f"the keyring master key does not open {where}: use the master key it "
                 f"was made with ({self._dir / master_key.MASTER_KEY_FILE} or "
                 f"{master_key.MASTER_KEY_ENV})"
             )
         self._data = raw
 
-    def _refresh(self) -> None:
-        """Read the file again if another process changed it (call with ``_lock`` held)."""
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            return
-        if (stat.st_ino, stat.st_mtime_ns, stat.st_size) == self._stamp:
-            return
-        raw = self._read_raw()
-        if raw is not None:
-            self._accept(raw)
+    def _refresh(self, *, force: bool = False) -> bool:
+        """Read the document again if another process or node changed it (call with
+        ``_lock`` held); whether it did. ``force``: ask the storage now, not at its next
+        poll."""
+        if not self._storage.changed(force=force):
+            return False
+        raw = self._storage.read()
+        if raw is None:
+            return False
+        self._accept(raw)
+        return True
 
     def _save(self, data: dict[str, Any]) -> None:
+        """Hand ``data`` to the storage (inside its lock); the caller adopts it once the lock
+        has ended without error."""
         data["format"] = _FILE_FORMAT
         data["master_key_check"] = self._check
-        directory = self._dir
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = directory / f".{KEYRING_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self._path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        stat = self._path.stat()
-        self._stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        self._data = data
+        self._storage.write(data)
 
     def _migrate(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Format 1 (plaintext material) to format 2 (material encrypted)."""
@@ -475,16 +486,25 @@ class Keyring:
     def _read(self, action: Callable[[dict[str, Any]], T]) -> T:
         with self._lock:
             self._refresh()
-            return action(self._data)
+            try:
+                return action(self._data)
+            except (KeyNotFound, UnprocessableCiphertext):
+                # A key or version perhaps made by another node since the last poll (a
+                # PostgreSQL storage looks every poll interval): look now (cheap), once.
+                if not self._refresh(force=True):
+                    raise
+                return action(self._data)
 
     def _mutate(self, action: Callable[[dict[str, Any], float], T], notify: str | None = None) -> T:
-        with self._lock, self._file_lock():
-            self._refresh()
-            data = copy.deepcopy(self._data)
-            now = self._clock()
-            result = action(data, now)
-            self._expire(data, now)
-            self._save(data)
+        with self._lock:
+            with self._storage.lock():
+                self._refresh()
+                data = copy.deepcopy(self._data)
+                now = self._clock()
+                result = action(data, now)
+                self._expire(data, now)
+                self._save(data)
+            self._data = data  # once the storage has it (the lock's end commits it)
         if notify is not None:
             for listener in list(self._listeners):
                 listener(notify)
