@@ -27,12 +27,14 @@ from kmipd.operations import REGISTRY
 from kmipd.protocol._generated import ObjectType
 from kmipd.protocol.tables import VERSIONS
 from kmipd.service.admin import AdminService
+from kmipd.service.cluster_events import ROOT_KEY, TRUST, WRAPPING_KEY, ClusterEvents
 from kmipd.service.context import ServerInfo
 from kmipd.service.engine import KmipEngine
 from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
 from kmipd.service.rewrap import RewrapService
 from kmipd.service.sightings import CertificateSightings
+from kmipd.store.postgres_database import is_postgres_url
 from kmipd.store.store import Store, StoreError
 from kmipd.transport import tls
 from kmipd.transport.kmip_listener import KmipListener, Peer, Session, SessionEnded
@@ -118,6 +120,9 @@ class App:
     providers: dict[str, RootKeyProvider] = field(default_factory=dict)
     instance_keys: InstanceKeys | None = None
     _root_key_checker: asyncio.Task[None] | None = None
+    events: ClusterEvents | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -128,6 +133,7 @@ class App:
         kp = settings.keyprotect
         keyring = Keyring.in_data_dir(
             settings.data_dir,
+            store_url=settings.store.url,
             rules=KeyRules(
                 restore_window=kp.restore_window,
                 purge_delay=kp.purge_delay,
@@ -167,8 +173,18 @@ class App:
         app.providers = providers
         app.instance_keys = instance_keys
         app.sightings = CertificateSightings(store)
+        # What one node changes, the others act on (kmipd.service.cluster_events).
+        events = ClusterEvents(
+            store,
+            poll_seconds=settings.store.event_poll_seconds,
+            listen_url=settings.store.url if is_postgres_url(settings.store.url) else None,
+        )
+        events.on(ROOT_KEY, instance_keys.forget_root_key)
+        events.on(WRAPPING_KEY, instance_keys.forget)
+        events.on(TRUST, lambda _: app.refresh_trust())
+        app.events = events
         app.admin = AdminService(
-            store, keyring, instance_keys, repository, settings, app.refresh_trust
+            store, keyring, instance_keys, repository, settings, app.trust_changed
         )
         # Rotation of the instances' keys and the re-wrap job (service/rewrap.py).
         rw = settings.rewrap
@@ -182,6 +198,7 @@ class App:
             lease_seconds=rw.lease_seconds,
             retire_grace=rw.retire_grace,
             schedule_check_seconds=max(0.05, rw.schedule_check_seconds),
+            changed=events.publish,
         )
         return app
 
@@ -308,6 +325,33 @@ class App:
         ones are accepted, removed ones refused and cut, without waiting for the timer."""
         await self._refresh_trust()
 
+    async def trust_changed(self) -> None:
+        """Certificates or instances changed here: refresh now, and tell the other nodes."""
+        await self._refresh_trust()
+        if self.events is not None:
+            try:
+                await self.events.publish(TRUST)
+            except StoreError as exc:  # the others still refresh on their timer
+                log.warning("could not tell the other nodes of a certificate change: %s", exc)
+
+    def _publish_root_key_change(self, root_key_id: str) -> None:
+        """The keyring's change hook (any thread): tell the other nodes."""
+        loop, events = self._loop, self.events
+        if loop is None or events is None or loop.is_closed():
+            return
+
+        def publish() -> None:
+            task = loop.create_task(events.publish(ROOT_KEY, root_key_id))
+            self._background.add(task)
+            task.add_done_callback(self._published)
+
+        loop.call_soon_threadsafe(publish)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not tell the other nodes of a root key change: %s", task.exception())
+
     def tls_context(self) -> ssl.SSLContext:
         assert self._context is not None
         return self._context
@@ -323,6 +367,10 @@ class App:
 
     async def start(self) -> None:
         await self.store.open()
+        self._loop = asyncio.get_running_loop()
+        if self.events is not None:
+            await self.events.start()
+            self.keyring.add_listener(self._publish_root_key_change)
         await self.check_providers()
         if any(_external_changes(p) for p in self.providers.values()):
             self._root_key_checker = asyncio.get_running_loop().create_task(
@@ -364,6 +412,8 @@ class App:
     async def close(self) -> None:
         if self.rewrap is not None:
             await self.rewrap.close()
+        if self.events is not None:
+            await self.events.close()
         for task in (self._refresher, self._root_key_checker):
             if task is not None:
                 task.cancel()
@@ -374,6 +424,7 @@ class App:
         if self.listener is not None:
             await self.listener.close()
         await self.store.close()
+        self.keyring.close()
         for provider in self.providers.values():
             with contextlib.suppress(Exception):
                 await provider.close()

@@ -67,6 +67,7 @@ def initialise(
         store=config.StoreSettings(url=store_url or defaults.store.url),
     )
 
+    asyncio.run(_refuse_a_store_in_use(settings))
     ca = pki.create_ca()
     server = pki.issue_server(ca, server_names)
     client = pki.issue_client(ca, f"kmipd client {DEFAULT_INSTANCE}")
@@ -79,7 +80,11 @@ def initialise(
     pki.write_public(client_dir / "client.pem", client.certificate_pem())
     pki.write_private(client_dir / "client-key.pem", client.private_key_pem())
 
-    root_key_id = Keyring.in_data_dir(data_dir).create(f"root key of instance {DEFAULT_INSTANCE}")
+    keyring = Keyring.in_data_dir(data_dir, store_url=settings.store.url)
+    try:
+        root_key_id = keyring.create(f"root key of instance {DEFAULT_INSTANCE}")
+    finally:
+        keyring.close()
     api_key = new_secret()
     asyncio.run(_create_default_instance(settings, root_key_id, client, api_key))
     load_signing_key(data_dir)
@@ -95,6 +100,25 @@ def initialise(
         client_key=client_dir / "client-key.pem",
         api_key_file=data_dir / API_KEY_FILE,
     )
+
+
+async def _refuse_a_store_in_use(settings: config.Settings) -> None:
+    """A shared database that already holds a setup is another node's: joining a cluster is
+    done by copying a node's data directory, not by a second ``init``."""
+    from kmipd.app import open_store
+
+    store = open_store(settings)
+    await store.open()
+    try:
+        instances = await store.instances()
+    finally:
+        await store.close()
+    if instances:
+        names = ", ".join(i.name for i in instances)
+        raise AlreadyInitialised(
+            f"{store.describe()} already holds a kmipd setup (instances: {names}); to add a "
+            "node to that cluster, copy the data directory of one of its nodes instead"
+        )
 
 
 async def _create_default_instance(

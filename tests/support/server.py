@@ -94,6 +94,20 @@ class KmipdServer:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _instances: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    node_name: str = "serve"  # names its log file (several nodes can share a data directory)
+
+    def another_node(self, name: str = "node-b") -> KmipdServer:
+        """A second ``kmipd serve`` on the same setup (the same data directory, so the same
+        store, CA, certificates and master key) on ports of its own: with a PostgreSQL
+        store, a second node of one cluster. Not started."""
+        return KmipdServer(
+            data_dir=self.data_dir,
+            kmip_port=free_port(),
+            https_port=free_port(),
+            host=self.host,
+            _instances=self._instances,
+            node_name=name,
+        )
 
     @property
     def https_url(self) -> str:
@@ -214,7 +228,11 @@ class KmipdServer:
         directory = self.data_dir / "clients" / name
         pki.write_public(directory / "client.pem", client.certificate_pem())
         pki.write_private(directory / "client-key.pem", client.private_key_pem())
-        root_key_id = Keyring.in_data_dir(self.data_dir).create(f"root key of {name}")
+        keyring = Keyring.in_data_dir(self.data_dir, store_url=settings.store.url)
+        try:
+            root_key_id = keyring.create(f"root key of {name}")
+        finally:
+            keyring.close()
 
         async def register() -> None:
             store = open_store(settings)
@@ -282,7 +300,7 @@ class KmipdServer:
 
     def start(self) -> None:
         assert self.process is None
-        self.log_path = self.data_dir / "serve.log"
+        self.log_path = self.data_dir / f"{self.node_name}.log"
         log = self.log_path.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
@@ -336,9 +354,11 @@ class KmipdServer:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
-def init_server(data_dir: Path) -> KmipdServer:
-    """``kmipd init`` a data directory on a free port (not started)."""
+def init_server(data_dir: Path, *, store_url: str | None = None) -> KmipdServer:
+    """``kmipd init`` a data directory on a free port (not started); ``store_url`` chooses the
+    store (default SQLite in the data directory)."""
     port, https_port = free_port(), free_port()
+    store = ["--store", store_url] if store_url is not None else []
     subprocess.run(
         [
             sys.executable,
@@ -351,6 +371,7 @@ def init_server(data_dir: Path) -> KmipdServer:
             str(port),
             "--https-port",
             str(https_port),
+            *store,
         ],
         check=True,
         capture_output=True,

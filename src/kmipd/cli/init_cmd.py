@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from kmipd import config, initialise
-from kmipd.cli.errors import CommandError
+from kmipd.app import StartupError
+from kmipd.cli.errors import EXIT_USAGE, CommandError
+from kmipd.keys.keyring import KeyringError
+from kmipd.store.store import StoreError
 
 
 def register(commands: Any) -> None:
@@ -45,13 +48,20 @@ def run(args: argparse.Namespace) -> int:
             f"{data_dir.resolve()} already holds a kmipd setup; it was left "
             "unchanged (use --exist-ok to accept it)"
         )
-    result = initialise.initialise(
-        data_dir,
-        store_url=args.store_url,
-        kmip_port=args.kmip_port,
-        https_port=args.https_port,
-        server_names=args.server_names,
-    )
+    try:
+        result = initialise.initialise(
+            data_dir,
+            store_url=args.store_url,
+            kmip_port=args.kmip_port,
+            https_port=args.https_port,
+            server_names=args.server_names,
+        )
+    except initialise.AlreadyInitialised as exc:
+        raise CommandError(str(exc)) from None
+    except StartupError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    except (StoreError, KeyringError) as exc:
+        raise CommandError(f"nothing was set up: {exc}") from None
     s = result.settings
     print(
         f"kmipd: set up {result.data_dir}: CA {s.path(s.tls.ca)}, client certificate "

@@ -19,6 +19,7 @@ from kmipd.cli import (
     init_cmd,
     instance_cmd,
     key_cmd,
+    migrate_cmd,
     rootkey_cmd,
     serve_cmd,
     ttlv_cmd,
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init_cmd.register(commands)
     serve_cmd.register(commands)
+    migrate_cmd.register(commands)
     ttlv_cmd.register(commands)
     for module in (instance_cmd, cert_cmd, key_cmd, apikey_cmd, audit_cmd, ca_cmd, rootkey_cmd):
         module.register(commands)

@@ -383,3 +383,28 @@ class PostgresKeyringStorage:
     def close(self) -> None:
         with self._mutex:
             self._drop()
+
+
+def copy_keyring_file_to_postgres(path: Path, dsn: str) -> int:
+    """Copy a keyring file's document, as it is (its material stays encrypted under the
+    master key), into PostgreSQL, for a setup moving to a cluster; how many keys it holds.
+    Refused if PostgreSQL already holds a different keyring; a no-op if it holds this one."""
+    source = FileKeyringStorage(path)
+    with source.lock():
+        document = source.read()
+    if document is None:
+        raise _keyring_error(f"{path} holds no keyring")
+    target = PostgresKeyringStorage(dsn)
+    try:
+        with target.lock():
+            present = target.read()
+            if present is not None and present != document and present.get("keys"):
+                raise _keyring_error(
+                    f"{target.describe()} already holds a different keyring; copy only into a "
+                    "new database"
+                )
+            if present != document:
+                target.write(document)
+    finally:
+        target.close()
+    return len(document.get("keys", {}))

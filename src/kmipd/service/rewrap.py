@@ -48,6 +48,7 @@ import socket
 import struct
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kmipd.keys import envelope
@@ -64,7 +65,7 @@ from kmipd.keys.providers.registry import BUILTIN
 from kmipd.service.admin import AdminError
 from kmipd.store.records import InstanceRecord, WrappingKeyRecord
 from kmipd.store.rewrap_queries import DONE, RUNNING, RewrapJob
-from kmipd.store.store import Store
+from kmipd.store.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,11 @@ class RewrapService:
         retire_grace: float = RETIRE_GRACE_SECONDS,
         pause: float = 0.0,
         schedule_check_seconds: float = SCHEDULE_CHECK_SECONDS,
+        changed: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Tells the other nodes (kind, subject): kmipd.service.cluster_events.
+        self._changed = changed
         self._keyring = keyring
         self._keys = keys
         self._batch = batch_size
@@ -149,6 +153,14 @@ class RewrapService:
         self._runners: dict[str, asyncio.Task[RewrapJob | None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._schedule_task: asyncio.Task[None] | None = None
+
+    async def _tell_others(self, kind: str, subject: str) -> None:
+        if self._changed is None:
+            return
+        try:
+            await self._changed(kind, subject)
+        except StoreError as exc:  # the change is made; other nodes see it by their checks
+            log.warning("could not tell the other nodes of %s %s: %s", kind, subject, exc)
 
     # --- instances and their wrapping keys ----------------------------------------------
 
@@ -228,6 +240,7 @@ class RewrapService:
             ) from None
         if action != "enable":
             self._keys.forget_root_key(instance.root_key_id)
+        await self._tell_others("root_key", instance.root_key_id)
         try:
             state = (await provider.status(instance.root_key_id)).state.value
         except ProviderError:
@@ -244,6 +257,7 @@ class RewrapService:
     async def _new_wrapping_key(self, instance: InstanceRecord, root_version: int) -> int:
         try:
             version = await self._keys.rotate(instance.name, instance.root_key_id)
+            await self._tell_others("wrapping_key", instance.name)
         except RootKeyUnavailable as exc:
             raise AdminError("conflict", "root_key_unavailable", str(exc)) from None
         await self._store.set_root_key_version(instance.name, version, root_version)
@@ -367,6 +381,7 @@ class RewrapService:
                 "job first",
             )
         self._keys.forget(name)
+        await self._tell_others("wrapping_key", name)
         log.info("instance %s: wrapping key version %d retired", name, version)
 
     async def run_job(self, name: str) -> RewrapJob | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kmipd.keys.keyring_storage import POSTGRES_KEYRING_DDL
 from kmipd.store.database import POSTGRESQL, SQLITE, Connection, StoreError
 
 # Serialises migrations between the nodes of a cluster (pg_advisory_xact_lock's key).
@@ -223,6 +224,8 @@ _V2_POSTGRESQL = (
         time DOUBLE PRECISION NOT NULL,
         kind TEXT NOT NULL,
         subject TEXT NOT NULL)""",
+    # The built-in keyring's document, shared by the nodes (on SQLite it is a file).
+    POSTGRES_KEYRING_DDL,
 )
 
 
@@ -249,7 +252,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         _v1_sqlite,
         _V1_POSTGRESQL,
     ),
-    Migration(2, "the cluster change feed (events)", _V2_SQLITE, _V2_POSTGRESQL),
+    Migration(
+        2, "the cluster change feed (events), the shared keyring", _V2_SQLITE, _V2_POSTGRESQL
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
