@@ -51,6 +51,15 @@ POSTGRES_KEYRING_DDL = (
 POSTGRES_KEYRING_LOCK_ID = 0x6B6D6970646B6579
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _UNKNOWN = -1  # a revision no row has: the next changed() says True
+RECONNECT_PAUSE_SECONDS = 1.0
+# A dead peer or network is noticed in seconds, not at the kernel's TCP timeouts (minutes).
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 5000,
+}
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -180,7 +189,7 @@ class PostgresKeyringStorage:
         dsn: str,
         *,
         poll_interval: float = 0.25,
-        connect_timeout: int = 10,
+        connect_timeout: int = 3,
         create_schema: bool = True,
     ) -> None:
         self._where = _where(dsn)
@@ -196,6 +205,7 @@ class PostgresKeyringStorage:
         self._wrote = False
         self._revision = _UNKNOWN  # of the document last read or written here (0: no row)
         self._polled = float("-inf")  # time.monotonic() of the last look at the revision
+        self._down_until = float("-inf")  # no new connection attempt before this (monotonic)
 
     @staticmethod
     def _find_password(dsn: str) -> str | None:
@@ -228,10 +238,19 @@ class PostgresKeyringStorage:
         self._drop()
         if self._in_transaction:
             raise psycopg.OperationalError("the connection broke during the transaction")
-        options: dict[str, Any] = {}
-        if "connect_timeout" not in psycopg.conninfo.conninfo_to_dict(self._dsn):
+        # Callers run on the event loop's thread: while the database is down, fail at once
+        # for a moment after a failed attempt instead of waiting on every use.
+        if time.monotonic() < self._down_until:
+            raise psycopg.OperationalError("the last connection attempt failed moments ago")
+        given = psycopg.conninfo.conninfo_to_dict(self._dsn)
+        options = {k: v for k, v in CONNECTION_OPTIONS.items() if k not in given}
+        if "connect_timeout" not in given:
             options["connect_timeout"] = self._connect_timeout
-        conn = psycopg.connect(self._dsn, autocommit=True, **options)
+        try:
+            conn = psycopg.connect(self._dsn, autocommit=True, **options)
+        except psycopg.Error:
+            self._down_until = time.monotonic() + RECONNECT_PAUSE_SECONDS
+            raise
         self._conn = conn
         if self._create_schema and not self._schema_checked:
             self._ensure_schema(conn)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from kmipd.keys.keyring_storage import CONNECTION_OPTIONS
 from kmipd.store.database import POSTGRESQL, StoreError, StoreUnavailable
 
 T = TypeVar("T")
@@ -90,7 +91,11 @@ class PostgresDatabase:
             self.url,
             min_size=1,
             max_size=self._pool_size,
-            kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "kmipd"},
+            kwargs={
+                **CONNECTION_OPTIONS,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "application_name": "kmipd",
+            },
             configure=_configure,
             check=ConnectionPool.check_connection,
             timeout=POOL_TIMEOUT_SECONDS,
