@@ -34,6 +34,7 @@ from kmipd.service.identity import ClientIdentity, IdentityResolver
 from kmipd.service.repository import ObjectRepository
 from kmipd.service.rewrap import RewrapService
 from kmipd.service.sightings import CertificateSightings
+from kmipd.store.database import log_failure
 from kmipd.store.postgres_database import is_postgres_url
 from kmipd.store.store import Store, StoreError
 from kmipd.transport import tls
@@ -285,7 +286,7 @@ class App:
             try:
                 await self.check_root_keys()
             except Exception:  # keep checking
-                log.exception("the periodic root key check failed")
+                log_failure(log, "the periodic root key check failed")
 
     async def metrics_text(self) -> bytes:
         listener = self.listener
@@ -318,7 +319,7 @@ class App:
             try:
                 await self._refresh_trust()
             except Exception:  # keep serving with the last good trust store
-                log.exception("could not refresh the trusted certificates")
+                log_failure(log, "could not refresh the trusted certificates")
 
     async def refresh_trust(self) -> None:
         """Re-read the trusted certificates now (a change made through the API): added

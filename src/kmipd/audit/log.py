@@ -20,7 +20,7 @@ from kmipd.protocol import messages
 from kmipd.protocol._generated import Operation, ResultReason, ResultStatus
 from kmipd.service.identity import ClientIdentity
 from kmipd.store.records import AuditQuery, AuditRecord
-from kmipd.store.store import Store
+from kmipd.store.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class AuditLog:
         )
         try:
             await self._store.add_audit(entry)
+        except StoreError as exc:  # the database is down: say so, once per record, briefly
+            log.error("could not write an audit record of %s by %s: %s", action, actor, exc)
         except Exception:
             log.exception("could not write an audit record of %s by %s", action, actor)
 

@@ -33,10 +33,13 @@ from kmipd.service.context import RequestContext, ServerInfo
 from kmipd.service.errors import KmipError, reason_for_version
 from kmipd.service.identity import ClientIdentity
 from kmipd.service.repository import JournalingRepository, ObjectRepository
+from kmipd.store.database import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 GENERIC_FAILURE = "the server could not complete the operation"
+# A node that lost its database: vCenter then tries the cluster's other servers.
+STORE_UNAVAILABLE = "the key store is unavailable; try again, or another server of the cluster"
 
 # Called once per batch item that ran (after Batch Undo settled its result): the audit trail.
 AuditHook = Callable[
@@ -166,6 +169,9 @@ class KmipEngine:
             payload = await handler(ctx, item.payload)
         except KmipError as exc:
             return _failed(item, reason_for_version(exc.reason, ctx.version), exc.message)
+        except StoreUnavailable as exc:
+            log.warning("operation %s failed: %s", _operation_name(operation), exc)
+            return _failed(item, ResultReason.GENERAL_FAILURE, STORE_UNAVAILABLE)
         except Exception:
             log.exception("operation %s failed", _operation_name(operation))
             return _failed(item, ResultReason.GENERAL_FAILURE, GENERIC_FAILURE)

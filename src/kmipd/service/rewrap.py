@@ -63,6 +63,7 @@ from kmipd.keys.providers.base import (
 )
 from kmipd.keys.providers.registry import BUILTIN
 from kmipd.service.admin import AdminError
+from kmipd.store.database import log_failure
 from kmipd.store.records import InstanceRecord, WrappingKeyRecord
 from kmipd.store.rewrap_queries import DONE, RUNNING, RewrapJob
 from kmipd.store.store import Store, StoreError
@@ -567,7 +568,7 @@ class RewrapService:
             try:
                 await self.scheduled_rotations()
             except Exception:
-                log.exception("the rotation schedule check failed; trying again")
+                log_failure(log, "the rotation schedule check failed; trying again")
             await asyncio.sleep(self._schedule_check)
 
     # --- the background loop of a serving process ---------------------------------------
@@ -578,7 +579,7 @@ class RewrapService:
             try:
                 await self.follow_root_key(instance)
             except Exception:
-                log.exception("instance %s: checking its root key failed", instance.name)
+                log_failure(log, "instance %s: checking its root key failed", instance.name)
         names = {i.name for i in await self._store.instances()}
         for job in await self._store.rewrap_jobs(RUNNING):
             if job.instance not in names:
@@ -598,7 +599,7 @@ class RewrapService:
             try:
                 await self.tick()
             except Exception:
-                log.exception("the re-wrap loop failed; trying again")
+                log_failure(log, "the re-wrap loop failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll)
             self._wake.clear()

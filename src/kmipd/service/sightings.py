@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from kmipd.store.database import log_failure
 from kmipd.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,4 +42,4 @@ class CertificateSightings:
         try:
             await self._store.certificate_seen(fingerprint, now)
         except Exception:
-            log.exception("could not record that certificate %s was seen", fingerprint)
+            log_failure(log, "could not record that certificate %s was seen", fingerprint)

@@ -8,6 +8,8 @@ or as one write transaction that is durable when it returns.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -63,3 +65,14 @@ class Database(Protocol):
         """The same as :meth:`write`, from a thread that is not the event loop's (the CLI,
         migrations)."""
         ...
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled: a store failure in one line (a database that is down
+    is expected in a cluster, and said once per attempt is enough), anything else with its
+    traceback."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, StoreError):
+        logger.warning(message + ": %s", *args, exc)
+    else:
+        logger.exception(message, *args)

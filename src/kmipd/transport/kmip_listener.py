@@ -23,6 +23,7 @@ from kmipd.config import KmipSettings
 from kmipd.protocol.errors import DecodeError
 from kmipd.protocol.framing import FrameReader
 from kmipd.protocol.limits import Limits
+from kmipd.store.database import log_failure
 from kmipd.transport.tls import fingerprint
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class KmipListener:
         except DecodeError as exc:
             log.info("connection from %s closed: %s", address, exc)
         except Exception:  # a bug must cost one connection, never the listener
-            log.exception("connection from %s failed", address)
+            log_failure(log, "connection from %s failed", address)
         finally:
             self._active -= 1
             self._tasks.discard(task)
