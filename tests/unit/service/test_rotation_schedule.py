@@ -18,11 +18,11 @@ def _instance(records: list[InstanceRecord], name: str) -> InstanceRecord:
     return next(r for r in records if r.name == name)
 
 
-def test_due_instances_are_rotated_once_per_period(tmp_path: Path) -> None:
+def test_due_instances_are_rotated_once_per_period(tmp_path: Path, store_url: str) -> None:
     async def main() -> None:
-        store = Store.sqlite(tmp_path / "kmipd.db")
+        store = Store.from_url(store_url, base=tmp_path)
         await store.open()
-        ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))
+        ring = Keyring.in_data_dir(tmp_path, store_url=store_url, rules=KeyRules(action_delay=0))
         keys = InstanceKeys(store, ring)
         created = int(time.time()) - 10 * 86400
         await store.add_instance(InstanceRecord("sched", ring.create("a"), created))
@@ -59,16 +59,27 @@ def test_due_instances_are_rotated_once_per_period(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_one_runner_across_processes(tmp_path: Path) -> None:
+def test_one_runner_across_processes(tmp_path: Path, store_url: str) -> None:
+    """Two nodes (each its own store and keyring on one database) check the schedule at once."""
+
     async def main() -> None:
-        store = Store.sqlite(tmp_path / "kmipd.db")
+        store = Store.from_url(store_url, base=tmp_path)
+        other_store = Store.from_url(store_url, base=tmp_path)
         await store.open()
-        ring = Keyring.in_data_dir(tmp_path, rules=KeyRules(action_delay=0))
-        keys = InstanceKeys(store, ring)
+        await other_store.open()
+        ring = Keyring.in_data_dir(tmp_path, store_url=store_url, rules=KeyRules(action_delay=0))
+        other_ring = Keyring.in_data_dir(
+            tmp_path, store_url=store_url, rules=KeyRules(action_delay=0)
+        )
         await store.add_instance(InstanceRecord("sched", ring.create("a"), 0))
         await store.set_rotation_days("sched", 1.0)
-        first = RewrapService(store, ring, keys, schedule_check_seconds=60)
-        second = RewrapService(store, ring, keys, schedule_check_seconds=60)
+        first = RewrapService(store, ring, InstanceKeys(store, ring), schedule_check_seconds=60)
+        second = RewrapService(
+            other_store,
+            other_ring,
+            InstanceKeys(other_store, other_ring),
+            schedule_check_seconds=60,
+        )
         try:
             results = await asyncio.gather(
                 first.scheduled_rotations(), second.scheduled_rotations()
@@ -84,13 +95,16 @@ def test_one_runner_across_processes(tmp_path: Path) -> None:
             await first.close()
             await second.close()
             await store.close()
+            await other_store.close()
+            ring.close()
+            other_ring.close()
 
     asyncio.run(main())
 
 
-def test_expired_lease_is_taken_over(tmp_path: Path) -> None:
+def test_expired_lease_is_taken_over(tmp_path: Path, store_url: str) -> None:
     async def main() -> None:
-        store = Store.sqlite(tmp_path / "kmipd.db")
+        store = Store.from_url(store_url, base=tmp_path)
         await store.open()
         try:
             now = time.time()
