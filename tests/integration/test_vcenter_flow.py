@@ -10,11 +10,12 @@ from __future__ import annotations
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -38,6 +39,7 @@ from kmipd.protocol.payloads import (
     RevokeRequest,
 )
 from kmipd.protocol.ttlv import TEXT_STRING
+from tests.support.postgres import fresh_database
 from tests.support.server import KmipdServer, init_server
 from tests.support.vcenter import (
     KMIP_1_1,
@@ -50,11 +52,8 @@ from tests.support.vcenter import (
 # vCenter's health check fails with "SSL handshake timeout" when the KMS is slow (KB 67115).
 ROUND_TRIP_LIMIT = 1.0
 HOSTS = 8  # ESXi hosts of a vSAN cluster
+T = TypeVar("T")
 X_NAMES = ("x-Product_Version", "x-Vendor", "x-Product", "x-Identifier", "x-Component", "x-Name")
-CLUSTER_ISSUE = (
-    "needs a 2-node kmipd cluster on one PostgreSQL (the clustering issue, DESIGN.md §1: "
-    "'Two or more kmipd nodes serving the same keys'); not built yet"
-)
 
 
 @dataclass
@@ -411,6 +410,66 @@ def test_11_round_trips_stay_under_a_second(server: KmipdServer) -> None:
         assert probe < ROUND_TRIP_LIMIT and health < ROUND_TRIP_LIMIT, (probe, health)
 
 
-@pytest.mark.skip(reason=f"cluster failover (server 1 down, retry on server 2) {CLUSTER_ISSUE}")
-def test_11_cluster_server_down_client_retries_on_the_other() -> None:
-    raise AssertionError("not reached")
+def on_the_first_that_answers(
+    servers: list[KmipdServer], action: Callable[[KmipdServer], T]
+) -> tuple[KmipdServer, T]:
+    """vCenter's failover: try each KMS of the key provider in turn ("Failed to generate key
+    on KMS IP1 ... on KMS IP2", §4) until one answers; (the one that did, its answer)."""
+    failures = []
+    for kms in servers:
+        try:
+            return kms, action(kms)
+        except (ConnectionError, OSError) as exc:  # refused, reset, TLS failure
+            failures.append(f"{kms.host}:{kms.kmip_port}: {type(exc).__name__}")
+    raise AssertionError(f"no KMS answered: {failures}")
+
+
+def test_11_cluster_server_down_client_retries_on_the_other(tmp_path: Path) -> None:
+    """A 2-server key provider (two kmipd nodes on one PostgreSQL): a VM encrypted through
+    server 1 powers on through server 2 (step 8 against every server), and still does, and
+    a new VM key is still made, when server 1 is down and the client retries on server 2."""
+    with fresh_database("vcenter_cluster") as url:
+        one = init_server(tmp_path / "data", store_url=url)
+        one.node_name = "kms-1"
+        two = one.another_node("kms-2")
+        try:
+            one.start()
+            two.start()
+            k1, k2 = provision(one, "test01", "esx01")  # steps 4-7 on server 1
+            for kms in (one, two):  # step 8 against every server of the cluster
+                power_on(kms, k1)
+                power_on(kms, k2)
+            with step(two) as session:  # the tags made through server 1, seen by server 2
+                for key in (k1, k2):
+                    stored = session.get_attributes(key.uid, *X_NAMES)
+                    assert {a.name: a.value for a in stored} == key.tags
+
+            one.stop()  # server 1 goes down
+            with pytest.raises((ConnectionError, OSError)):
+                power_on(one, k1)
+            servers = [one, two]  # vCenter keeps server 1 first in its list
+            for key in (k1, k2):
+                answered, _ = on_the_first_that_answers(
+                    servers, lambda kms, key=key: power_on(kms, key)
+                )
+                assert answered is two
+            # A new VM encrypted meanwhile: Create and the rest of its steps go to server 2.
+            answered, (uid,) = on_the_first_that_answers(
+                servers, lambda kms: create_in_parallel(kms, 1)
+            )
+            assert answered is two
+            new = Key(uid)
+            product_tags(two, new)
+            fetch_and_activate(two, new)
+            owner_tags(two, new, "Virtual Machine", "test02")
+            answered, _ = on_the_first_that_answers(servers, lambda kms: power_on(kms, new))
+            assert answered is two
+
+            one.start()  # server 1 back: it serves what was made while it was down
+            power_on(one, new)
+            power_on(one, k1)
+            for kms in (one, two):
+                assert "Traceback" not in kms.log(), kms.log()
+        finally:
+            one.stop()
+            two.stop()
