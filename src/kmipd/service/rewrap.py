@@ -48,7 +48,7 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from kmipd.keys import envelope
@@ -77,6 +77,11 @@ RETIRE_GRACE_SECONDS = 60.0
 MAX_PASSES = 5
 SCHEDULE_CHECK_SECONDS = 60.0
 SCHEDULE_LEASE = "rotation-schedule"
+# One rotation of an instance at a time, across processes and nodes: rotating the root key
+# and making the wrapping key under its new version are two steps, and a process that
+# follows a rotation made elsewhere must not see the first without the second.
+ROTATION_LEASE_SECONDS = 30.0
+ROTATION_WAIT_SECONDS = 10.0
 DAY = 86400.0
 _LOST_WRITE_ATTEMPTS = 10
 
@@ -154,6 +159,7 @@ class RewrapService:
         self._runners: dict[str, asyncio.Task[RewrapJob | None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._schedule_task: asyncio.Task[None] | None = None
+        self._rotating: dict[str, asyncio.Lock] = {}
 
     async def _tell_others(self, kind: str, subject: str) -> None:
         if self._changed is None:
@@ -182,9 +188,52 @@ class RewrapService:
         except (KeyringError, LookupError, ValueError):
             return None
 
+    @contextlib.asynccontextmanager
+    async def _rotation(self, name: str, wait: float) -> AsyncIterator[bool]:
+        """Hold the instance's rotation (a lock here and a lease in the store); yields False
+        if another coroutine, process or node still holds it after ``wait`` seconds."""
+        local = self._rotating.setdefault(name, asyncio.Lock())
+        lease = f"rotation:{name}"
+        if wait:
+            try:
+                await asyncio.wait_for(local.acquire(), wait)
+            except TimeoutError:
+                yield False
+                return
+        elif local.locked():
+            yield False
+            return
+        else:
+            await local.acquire()  # free: taken at once
+        try:
+            deadline = time.monotonic() + wait
+            while not await self._store.take_lease(
+                lease, self.owner, time.time(), time.time() + ROTATION_LEASE_SECONDS
+            ):
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                await asyncio.sleep(0.05)
+            try:
+                yield True
+            finally:
+                await self._store.release_lease(lease, self.owner)
+        finally:
+            local.release()
+
     async def rotate(self, name: str) -> Rotation:
         """Rotate the instance's root key in its provider, then make its new wrapping key
         version and start the re-wrap job. New seals on this process use it at once."""
+        async with self._rotation(name, ROTATION_WAIT_SECONDS) as held:
+            if not held:
+                raise AdminError(
+                    "conflict",
+                    "rotation_in_progress",
+                    f"instance {name!r} is being rotated elsewhere; try again in a moment",
+                )
+            return await self._rotate(name)
+
+    async def _rotate(self, name: str) -> Rotation:
         instance = await self._instance(name)
         if instance.provider == BUILTIN:
             try:
@@ -275,7 +324,14 @@ class RewrapService:
 
     async def follow_root_key(self, instance: InstanceRecord) -> int | None:
         """Make a new wrapping key version if the root key has a newer version than the one
-        that wraps the newest wrapping key (rotated elsewhere); the new version, if any."""
+        that wraps the newest wrapping key (rotated elsewhere); the new version, if any.
+        Skipped while a rotation of the instance is under way (the next tick looks again)."""
+        async with self._rotation(instance.name, 0) as held:
+            if not held:
+                return None
+            return await self._follow_root_key(instance)
+
+    async def _follow_root_key(self, instance: InstanceRecord) -> int | None:
         root_versions = self._root_versions(instance)
         if root_versions is None:
             return None

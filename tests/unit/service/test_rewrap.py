@@ -229,3 +229,37 @@ def test_retire_waits_for_the_grace_period(tmp_path: Path, store_url: str) -> No
         assert recent.value.code == "wrapping_key_recent"
 
     _run(tmp_path, store_url, scenario)
+
+
+def test_one_rotation_makes_one_wrapping_key_while_others_follow(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Rotating is two steps (the root key, then a wrapping key under its new version); a
+    process that follows rotations in between (its own loop, or another node's) must not
+    make a second wrapping key for the same root key version."""
+
+    async def scenario(store, ring, keys, service, root) -> None:  # type: ignore[no-untyped-def]
+        await _seal_objects(store, keys, root, 1)
+        other = RewrapService(store, ring, InstanceKeys(store, ring), poll_seconds=0.01)
+        try:
+            for rotation in range(2, 8):
+                instance = (await store.instances())[0]
+                rotating = asyncio.ensure_future(service.rotate("vsphere"))
+
+                async def follow(
+                    follower: RewrapService, rotating: asyncio.Future, instance: InstanceRecord
+                ) -> None:
+                    while not rotating.done():
+                        await follower.follow_root_key(instance)
+                        await asyncio.sleep(0)
+
+                await asyncio.gather(
+                    *(follow(f, rotating, instance) for f in (service, other, other))
+                )
+                assert (await rotating).wrapping_key_version == rotation
+                versions = [w.version for w in await store.wrapping_keys("vsphere")]
+                assert versions == list(range(1, rotation + 1)), versions
+        finally:
+            await other.close()
+
+    _run(tmp_path, store_url, scenario)
