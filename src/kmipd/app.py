@@ -297,6 +297,7 @@ class App:
 
     async def _refresh_trust(self) -> None:
         certificates = await self.store.certificates()
+        self.identities.remember(certificates)
         key = tuple(sorted(c.fingerprint for c in certificates))
         if self._context is None or key != self._context_key:
             s = self.settings

@@ -2,7 +2,10 @@
 
 A certificate belongs to an instance when it is pinned on it (its exact certificate is
 allowed), or when it was issued by a CA the instance trusts. One certificate belongs to one
-instance. Looked up on every connection, so removing a certificate cuts access at once.
+instance. Looked up on every connection, against the allowed certificates as the server last
+read them (``remember``: at start, on every change made through any node, and on a timer), so
+removing a certificate cuts access at once, and a node whose database is down still knows who
+its clients are.
 
 TLS has already verified the chain and the validity dates; the dates are checked again here
 so that a change to the TLS verify flags cannot let an expired certificate map to an instance.
@@ -37,9 +40,15 @@ def certificate_subject(certificate: x509.Certificate) -> str:
 class IdentityResolver:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._known: list[CertificateRecord] | None = None
+
+    def remember(self, certificates: list[CertificateRecord]) -> None:
+        """The allowed certificates as just read from the store."""
+        self._known = list(certificates)
 
     async def resolve(self, peer: Peer) -> ClientIdentity | None:
-        certificates = await self._store.certificates()
+        known = self._known
+        certificates = known if known is not None else await self._store.certificates()
         try:
             leaf = x509.load_der_x509_certificate(peer.certificate_der)
         except ValueError:

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,7 +32,11 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_SECONDS = 3
-POOL_TIMEOUT_SECONDS = 5.0
+# How long a request waits for a connection; then the database counts as unreachable, and
+# for UNREACHABLE_PAUSE_SECONDS every call fails at once (a node without its database answers
+# vCenter quickly, which then tries the cluster's other servers) while the pool reconnects.
+POOL_TIMEOUT_SECONDS = 2.0
+UNREACHABLE_PAUSE_SECONDS = 1.0
 
 
 def is_postgres_url(url: str) -> bool:
@@ -75,6 +80,7 @@ class PostgresDatabase:
             max_workers=self._pool_size, thread_name_prefix="kmipd-postgres"
         )
         self._pool: ConnectionPool[Any] | None = None
+        self._unreachable_until = float("-inf")  # time.monotonic()
 
     def describe(self) -> str:
         return f"PostgreSQL database {redact(self.url)}"
@@ -119,13 +125,18 @@ class PostgresDatabase:
     def _call(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         if self._pool is None:
             raise StoreError("the store is not open")
+        if time.monotonic() < self._unreachable_until:
+            raise StoreUnavailable(f"{self.describe()} is unreachable")
         try:
             with self._pool.connection() as raw:
                 # Leaving the block commits (or, on an exception, rolls back).
                 return fn(PostgresConnection(raw), *args)
         except psycopg.errors.IntegrityError as exc:
             raise StoreError(f"write refused: {exc.sqlstate} {type(exc).__name__}") from None
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except PoolTimeout:
+            self._unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
+            raise StoreUnavailable(f"{self.describe()} is unreachable (no connection)") from None
+        except psycopg.OperationalError as exc:
             raise StoreUnavailable(
                 f"{self.describe()} is unreachable ({type(exc).__name__})"
             ) from None
