@@ -35,13 +35,11 @@ import httpx
 import pytest
 
 from kmipd.protocol._generated import (
-    NameType,
     Operation,
     ResultReason,
     ResultStatus,
     RevocationReasonCode,
     State,
-    Tag,
 )
 from kmipd.protocol.attributes import Attribute, TemplateAttribute
 from kmipd.protocol.objects import RevocationReason
@@ -52,7 +50,7 @@ from kmipd.protocol.payloads import (
     RevokeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER
 from tests.support import kmip
 from tests.support.admin import bearer, https_client, kmip_refused, kmip_works, write_pair
 from tests.support.keyprotect import FAST_RULES, KpClient
@@ -108,25 +106,13 @@ def request(operation: Operation, payload: object, version: tuple[int, int] = V1
     return kmip.request(operation, payload, version)
 
 
-def name_attribute(value: str) -> Attribute:
-    item = Item(
-        Tag.NAME,
-        STRUCTURE,
-        [
-            Item(Tag.NAME_VALUE, TEXT_STRING, value),
-            Item(Tag.NAME_TYPE, ENUMERATION, NameType.UNINTERPRETED_TEXT_STRING),
-        ],
-    )
-    return Attribute("Name", item, None, STRUCTURE)
-
-
 def create_named(name: str) -> bytes:
     template = TemplateAttribute(
         attributes=[
             Attribute("Cryptographic Algorithm", kmip.AES, None, ENUMERATION),
             Attribute("Cryptographic Length", 256, None, INTEGER),
             Attribute("Cryptographic Usage Mask", 12, None, INTEGER),
-            name_attribute(name),
+            kmip.name_attribute(name),
         ]
     )
     return request(Operation.CREATE, CreateRequest(object_type=2, template_attribute=template))
@@ -190,7 +176,7 @@ def test_a_key_made_on_one_node_is_served_by_the_other_at_once(cluster: Cluster)
             on_b.call(
                 request(
                     Operation.LOCATE,
-                    LocateRequest(attributes=[name_attribute("cluster-located")]),
+                    LocateRequest(attributes=[kmip.name_attribute("cluster-located")]),
                 )
             )
         )

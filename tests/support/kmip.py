@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kmipd.protocol import messages
-from kmipd.protocol._generated import ObjectType, Operation, ResultStatus
+from kmipd.protocol._generated import NameType, ObjectType, Operation, ResultStatus, Tag
 from kmipd.protocol.attributes import Attribute, TemplateAttribute
 from kmipd.protocol.objects import ProtocolVersion
 from kmipd.protocol.payloads import (
@@ -23,7 +23,7 @@ from kmipd.protocol.payloads import (
     DiscoverVersionsRequest,
     GetRequest,
 )
-from kmipd.protocol.ttlv import ENUMERATION, INTEGER
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
 
 AES = 3
 
@@ -35,6 +35,19 @@ def request(operation: Operation, payload: object, version: tuple[int, int] = (1
             batch_items=[messages.RequestBatchItem(operation=operation, payload=payload)],
         )
     )
+
+
+def name_attribute(value: str) -> Attribute:
+    """A Name attribute (uninterpreted text string) with ``value``."""
+    item = Item(
+        Tag.NAME,
+        STRUCTURE,
+        [
+            Item(Tag.NAME_VALUE, TEXT_STRING, value),
+            Item(Tag.NAME_TYPE, ENUMERATION, NameType.UNINTERPRETED_TEXT_STRING),
+        ],
+    )
+    return Attribute("Name", item, None, STRUCTURE)
 
 
 def discover_versions() -> bytes:

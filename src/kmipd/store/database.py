@@ -8,9 +8,11 @@ or as one write transaction that is durable when it returns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -65,6 +67,27 @@ class Database(Protocol):
         """The same as :meth:`write`, from a thread that is not the event loop's (the CLI,
         migrations)."""
         ...
+
+
+class WorkerThreads:
+    """What both engines share: their blocking calls run on worker threads of their own
+    (SQLite: one, as SQLite serialises writers anyway; PostgreSQL: one per connection), so
+    the event loop never waits on a commit or on the network."""
+
+    _executor: ThreadPoolExecutor
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    async def open(self) -> None:
+        await self._run(self._open)
 
 
 def log_failure(logger: logging.Logger, message: str, *args: object) -> None:

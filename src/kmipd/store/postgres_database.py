@@ -13,20 +13,18 @@ taken from the pool and replaced; while the database is unreachable every call r
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from kmipd.keys.keyring_storage import CONNECTION_OPTIONS
-from kmipd.store.database import POSTGRESQL, StoreError, StoreUnavailable
+from kmipd.store.database import POSTGRESQL, StoreError, StoreUnavailable, WorkerThreads
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -70,27 +68,18 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.commit()
 
 
-class PostgresDatabase:
+class PostgresDatabase(WorkerThreads):
     dialect = POSTGRESQL
 
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
-        self.url = url
         self._pool_size = max(1, pool_size)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self._pool_size, thread_name_prefix="kmipd-postgres"
-        )
+        super().__init__(self._pool_size, "kmipd-postgres")
+        self.url = url
         self._pool: ConnectionPool[Any] | None = None
         self._unreachable_until = float("-inf")  # time.monotonic()
 
     def describe(self) -> str:
         return f"PostgreSQL database {redact(self.url)}"
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    async def open(self) -> None:
-        await self._run(self._open)
 
     def _open(self) -> None:
         pool: ConnectionPool[Any] = ConnectionPool(

@@ -8,35 +8,26 @@ and the event loop never waits on an fsync.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kmipd.store.database import SQLITE, StoreError
+from kmipd.store.database import SQLITE, StoreError, WorkerThreads
 
 T = TypeVar("T")
 
 
-class SqliteDatabase:
+class SqliteDatabase(WorkerThreads):
     dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
+        super().__init__(1, "kmipd-sqlite")
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kmipd-sqlite")
         self._db: sqlite3.Connection | None = None
 
     def describe(self) -> str:
         return f"SQLite database {self.path}"
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
-
-    async def open(self) -> None:
-        await self._run(self._open)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

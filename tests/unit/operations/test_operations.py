@@ -7,7 +7,6 @@ from kmipd.protocol._generated import (
     CryptographicAlgorithm,
     KeyFormatType,
     LinkType,
-    NameType,
     ObjectType,
     Operation,
     ResultReason,
@@ -34,24 +33,13 @@ from kmipd.protocol.payloads import (
     SetAttributeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, TEXT_STRING
+from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import NOW, EngineHarness
 
 A = CryptographicAlgorithm
 OK = ResultStatus.SUCCESS
 FAILED = ResultStatus.OPERATION_FAILED
-
-
-def name(value: str) -> Attribute:
-    item = Item(
-        Tag.NAME,
-        STRUCTURE,
-        [
-            Item(Tag.NAME_VALUE, TEXT_STRING, value),
-            Item(Tag.NAME_TYPE, ENUMERATION, NameType.UNINTERPRETED_TEXT_STRING),
-        ],
-    )
-    return Attribute("Name", item, None, STRUCTURE)
 
 
 def aes(*extra: Attribute, length: int = 256) -> list[Attribute]:
@@ -342,14 +330,16 @@ def test_2_x_current_attribute_and_set_attribute(kmip: EngineHarness) -> None:
 
 
 def test_names_are_unique_within_an_instance_only(kmip: EngineHarness) -> None:
-    create(kmip, name("disk-1"))
+    create(kmip, name_attribute("disk-1"))
     again = kmip.call(
         Operation.CREATE,
-        CreateRequest(object_type=ObjectType.SYMMETRIC_KEY, attributes=aes(name("disk-1"))),
+        CreateRequest(
+            object_type=ObjectType.SYMMETRIC_KEY, attributes=aes(name_attribute("disk-1"))
+        ),
     )
     assert again.result_reason == ResultReason.NON_UNIQUE_NAME_ATTRIBUTE
     kmip.add_instance("other")
-    create(kmip, name("disk-1"), instance="other")
+    create(kmip, name_attribute("disk-1"), instance="other")
 
 
 def test_attribute_list_hides_attributes_the_version_does_not_know(kmip: EngineHarness) -> None:
@@ -420,7 +410,7 @@ def test_locate_skips_destroyed_unless_asked(kmip: EngineHarness) -> None:
 
 
 def test_rekey_links_moves_name_and_offsets(kmip: EngineHarness) -> None:
-    old = create(kmip, name("kek"), Attribute("x-Component", "vm-1", None, TEXT_STRING))
+    old = create(kmip, name_attribute("kek"), Attribute("x-Component", "vm-1", None, TEXT_STRING))
     kmip.call(Operation.ACTIVATE, UidRequest(unique_identifier=old))
     result = kmip.call(Operation.RE_KEY, ReKeyRequest(unique_identifier=old, offset=3600))
     assert result.result_status == OK, result.result_message

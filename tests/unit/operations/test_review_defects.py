@@ -41,13 +41,13 @@ from kmipd.protocol.ttlv import (
     Item,
 )
 from kmipd.store.records import ObjectQuery
+from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import NOW, EngineHarness
 from tests.unit.operations.test_operations import (
     FAILED,
     OK,
     attributes,
     create,
-    name,
     revoke,
     state,
 )
@@ -186,7 +186,7 @@ def _objects(kmip: EngineHarness) -> list[str]:
 def test_rekey_retries_a_concurrent_write_to_the_old_key(
     kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = create(kmip, name("kek"))
+    old = create(kmip, name_attribute("kek"))
     _race_once(kmip, monkeypatch)
     result = kmip.call(Operation.RE_KEY, ReKeyRequest(unique_identifier=old))
     assert result.result_status == OK, result.result_message
@@ -201,7 +201,7 @@ def test_rekey_retries_a_concurrent_write_to_the_old_key(
 def test_rekey_that_fails_leaves_no_new_key_behind(
     kmip: EngineHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    old = create(kmip, name("kek"))
+    old = create(kmip, name_attribute("kek"))
     # Every write to the old key loses its compare-and-swap (a writer that never stops).
     original = kmip.store.update_object
 
@@ -229,10 +229,10 @@ def test_rekey_of_a_compromised_key_does_not_mark_the_new_key_compromised(
 
 
 def test_rekey_refuses_a_name_another_key_has(kmip: EngineHarness) -> None:
-    create(kmip, name("taken"))
+    create(kmip, name_attribute("taken"))
     old = create(kmip)
     result = kmip.call(
-        Operation.RE_KEY, ReKeyRequest(unique_identifier=old, attributes=[name("taken")])
+        Operation.RE_KEY, ReKeyRequest(unique_identifier=old, attributes=[name_attribute("taken")])
     )
     assert result.result_reason == ResultReason.NON_UNIQUE_NAME_ATTRIBUTE
     assert len(_objects(kmip)) == 2
