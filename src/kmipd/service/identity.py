@@ -2,10 +2,11 @@
 
 A certificate belongs to an instance when it is pinned on it (its exact certificate is
 allowed), or when it was issued by a CA the instance trusts. One certificate belongs to one
-instance. Looked up on every connection, against the allowed certificates as the server last
-read them (``remember``: at start, on every change made through any node, and on a timer), so
-removing a certificate cuts access at once, and a node whose database is down still knows who
-its clients are.
+instance. Looked up in the store on every connection, so removing a certificate cuts access
+at once; while the database is unreachable, against the allowed certificates as the server
+last read them (``remember``: at start, on every change made through any node, and on a
+timer), so that a node without its database still knows who its clients are and can answer
+them with a KMIP error.
 
 TLS has already verified the chain and the validity dates; the dates are checked again here
 so that a change to the TLS verify flags cannot let an expired certificate map to an instance.
@@ -20,7 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from kmipd.store.records import CertificateRecord
-from kmipd.store.store import Store
+from kmipd.store.store import Store, StoreUnavailable
 from kmipd.transport.kmip_listener import Peer
 
 
@@ -47,8 +48,12 @@ class IdentityResolver:
         self._known = list(certificates)
 
     async def resolve(self, peer: Peer) -> ClientIdentity | None:
-        known = self._known
-        certificates = known if known is not None else await self._store.certificates()
+        try:
+            certificates = await self._store.certificates()
+        except StoreUnavailable:
+            if self._known is None:
+                raise
+            certificates = self._known  # the database is down: the last ones read
         try:
             leaf = x509.load_der_x509_certificate(peer.certificate_der)
         except ValueError:
