@@ -27,6 +27,9 @@ class KmipSettings:
     # Seconds a connection may sit idle between messages.
     idle_timeout: float = 600.0
     max_connections: int = 1000
+    # Open connections per client certificate (one vCenter or ESXi host never needs many):
+    # one tenant cannot take the whole max_connections.
+    max_connections_per_client: int = 100
     # Also offer TLS_RSA_WITH_AES_{128,256}_CBC_SHA256, the suites the KMIP 1.4 profiles
     # name, for old clients. They lack forward secrecy: off unless a client needs them.
     legacy_tls_ciphers: bool = False
@@ -36,6 +39,8 @@ class KmipSettings:
 class HttpsSettings:
     host: str = "0.0.0.0"
     port: int = 8443
+    # Largest request body accepted (bytes); a larger one is refused with 413 before it is read.
+    max_body_bytes: int = 1_048_576
 
 
 @dataclass(frozen=True, slots=True)
