@@ -11,13 +11,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmipd import __version__, config
+from kmipd import __version__, config, startup_checks
 from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, SigningKeyError, load_signing_key
 from kmipd.api.deps import ApiServices
 from kmipd.api.keyprotect import KeyProtectService, load_instance_id
 from kmipd.api.server import HttpsServer
 from kmipd.audit import AuditLog
+from kmipd.audit.chain import PURPOSE as AUDIT_CHAIN_PURPOSE
+from kmipd.audit.chain import AuditChain
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.keys.providers.base import KeyState, ProviderError, RootKeyProvider
@@ -127,6 +129,8 @@ class App:
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
+        if problems := startup_checks.problems(settings):
+            raise StartupError("; ".join(problems))
         for required in (settings.tls.ca, settings.tls.certificate, settings.tls.private_key):
             if not settings.path(required).exists():
                 raise StartupError(f"{settings.path(required)} is missing")
@@ -151,7 +155,7 @@ class App:
         # once (every use also checks the key's state, which covers other processes).
         keyring.add_listener(instance_keys.forget_root_key)
         repository = ObjectRepository(store, instance_keys)
-        audit = AuditLog(store)
+        audit = AuditLog(store, AuditChain(keyring.derive_key(AUDIT_CHAIN_PURPOSE)))
         server = ServerInfo(
             vendor_identification=f"kmipd {__version__}",
             versions=tuple(sorted(VERSIONS, reverse=True)),
@@ -160,11 +164,12 @@ class App:
         )
         metrics = Metrics()
 
-        async def after_item(client: ClientIdentity, item: Any, result: Any) -> None:
-            metrics.count_kmip_item(item.operation, result.result_status)
-            await audit.kmip_item(client, item, result)
+        async def after_batch(client: ClientIdentity, items: Any, results: Any) -> None:
+            for item, result in zip(items, results, strict=False):
+                metrics.count_kmip_item(item.operation, result.result_status)
+            await audit.kmip_batch(client, items, results)
 
-        engine = KmipEngine(repository, server, settings.limits.limits(), audit=after_item)
+        engine = KmipEngine(repository, server, settings.limits.limits(), audit=after_batch)
         try:
             auth = ApiAuth(store, load_signing_key(settings.data_dir))
         except SigningKeyError as exc:
@@ -399,6 +404,7 @@ class App:
             {"keyprotect": keyprotect, "rewrap": self.rewrap},
             admin=self.admin,
             audit=self.audit,
+            max_body_bytes=s.https.max_body_bytes,
         )
         self.https = HttpsServer(
             build_api(services),
@@ -416,6 +422,8 @@ class App:
             await self.rewrap.close()
         if self.events is not None:
             await self.events.close()
+        if self.audit is not None:
+            await self.audit.close()
         for task in (self._refresher, self._root_key_checker):
             if task is not None:
                 task.cancel()

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import pytest
 
+from kmipd.audit.chain import AuditChain
 from kmipd.store import migrations
 from kmipd.store.records import (
     ApiKeyRecord,
@@ -28,6 +29,8 @@ from kmipd.store.rewrap_queries import version_bytes
 from kmipd.store.store import Store, StoreError, StoreUnavailable
 
 T = TypeVar("T")
+
+TEST_CHAIN = AuditChain(b"\x01" * 32)
 
 
 def run(test: Callable[[], Awaitable[T]]) -> T:
@@ -380,7 +383,8 @@ def test_audit_filters_and_pages_newest_first(store_url: str, tmp_path: Path) ->
                         "i",
                         f"u{n}",
                         "failure" if n == 3 else "success",
-                    )
+                    ),
+                    TEST_CHAIN,
                 )
             records, total = await store.audit_records(AuditQuery(limit=2, offset=1))
             assert total == 6 and [r.uid for r in records] == ["u4", "u3"]

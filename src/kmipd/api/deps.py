@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
+from kmipd.api.audit_middleware import record_start
 from kmipd.api.auth import ApiAuth, Principal, Role
 from kmipd.api.errors import ApiError
 
@@ -26,6 +27,7 @@ class ApiServices:
     extra: dict[str, Any]
     admin: AdminService | None = None  # instances, certificates, key inventory
     audit: AuditLog | None = None
+    max_body_bytes: int = 1 << 20  # https.max_body_bytes
 
 
 def services(request: Request) -> ApiServices:
@@ -67,6 +69,7 @@ def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
                 f"this needs the {role.label} role; the caller is a {principal.role.label}",
             )
         request.state.principal = principal
+        await record_start(request)
         return principal
 
     return dependency

@@ -1,21 +1,31 @@
 """The one writer of the audit trail.
 
-Every KMIP batch item and every HTTPS request that changes something becomes one record:
-time, actor (the client certificate's SHA-256 fingerprint, or the API key's service ID),
-channel (``kmip`` or ``https``), action, instance, object UID, result and a reason code.
-A record never holds key material, secrets, request bodies or free-text messages: only names
-and identifiers the server chose or the route declared.
+Every KMIP batch item and every HTTPS request to the API becomes a record: time, actor (the
+client certificate's SHA-256 fingerprint, or the API key's service ID), channel (``kmip`` or
+``https``), action, instance, object UID, result and a reason code. A record never holds key
+material, secrets, request bodies or free-text messages: only names and identifiers the
+server chose or the route declared.
 
-Today a failed audit write is logged and the request goes on; it is kept in this one module so
-that it can become hash-chained and fail-closed without touching its callers.
+**Durable first, and fail closed.** ``record``/``kmip_batch`` return once the records are
+committed (fsync on SQLite, a flushed commit on PostgreSQL); when they cannot be written they
+raise :class:`AuditUnavailable` and the caller fails the request without changing anything
+(the KMIP engine undoes the batch; an HTTPS change is refused before it runs).
+
+**Group commit.** Callers queue their records; one writer task appends everything queued in
+one transaction, so concurrent requests share a commit: the trail costs one commit per busy
+moment, not one per request. Records are chained (:mod:`kmipd.audit.chain`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
+from kmipd.audit.chain import AuditChain
 from kmipd.protocol import messages
 from kmipd.protocol._generated import Operation, ResultReason, ResultStatus
 from kmipd.service.identity import ClientIdentity
@@ -48,12 +58,26 @@ def _reason_name(reason: object) -> str | None:
         return "Unknown"
 
 
-class AuditLog:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
-        self._clock = clock
+class AuditUnavailable(Exception):
+    """The audit trail cannot be written: the request must fail and change nothing."""
 
-    async def record(
+
+# The most records one commit takes (the rest wait for the next one).
+GROUP_MAX = 1000
+
+
+class AuditLog:
+    def __init__(
+        self, store: Store, chain: AuditChain, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._chain = chain
+        self._clock = clock
+        self._queue: list[tuple[list[AuditRecord], asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    def entry(
         self,
         *,
         actor: str,
@@ -63,8 +87,8 @@ class AuditLog:
         uid: str | None = None,
         result: str = SUCCESS,
         reason: str | None = None,
-    ) -> None:
-        entry = AuditRecord(
+    ) -> AuditRecord:
+        return AuditRecord(
             time=int(self._clock()),
             actor=actor,
             channel=channel,
@@ -74,20 +98,73 @@ class AuditLog:
             result=result,
             reason=reason,
         )
-        try:
-            await self._store.add_audit(entry)
-        except StoreError as exc:  # the database is down: say so, once per record, briefly
-            log.error("could not write an audit record of %s by %s: %s", action, actor, exc)
-        except Exception:
-            log.exception("could not write an audit record of %s by %s", action, actor)
 
-    async def kmip_item(
+    async def record(self, **fields: Any) -> None:
+        """Write one record (the fields of :meth:`entry`) durably, or raise AuditUnavailable."""
+        await self.write([self.entry(**fields)])
+
+    async def write(self, records: list[AuditRecord]) -> None:
+        """Append ``records`` durably (sharing a commit with whatever else is queued), or
+        raise :class:`AuditUnavailable`."""
+        if not records:
+            return
+        if self._writer is None or self._writer.done():
+            self._wake = asyncio.Event()
+            self._writer = asyncio.get_running_loop().create_task(self._write_forever())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((records, done))
+        assert self._wake is not None
+        self._wake.set()
+        await done
+
+    async def _write_forever(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, taken = [], 0
+                while self._queue and (not batch or taken + len(self._queue[0][0]) <= GROUP_MAX):
+                    records, done = self._queue.pop(0)
+                    batch.append((records, done))
+                    taken += len(records)
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[list[AuditRecord], asyncio.Future[None]]]) -> None:
+        records = [record for records, _ in batch for record in records]
+        try:
+            await self._store.append_audit(records, self._chain)
+        except Exception as exc:
+            if isinstance(exc, StoreError):
+                log.error("could not write %d audit record(s): %s", len(records), exc)
+            else:
+                log.exception("could not write %d audit record(s)", len(records))
+            failure = AuditUnavailable("the audit trail cannot be written")
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(failure)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    async def close(self) -> None:
+        """Stop the writer once what is queued is written (or failed)."""
+        if self._writer is None:
+            return
+        while self._queue:
+            await asyncio.sleep(0.01)
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self._writer = None
+
+    def kmip_entry(
         self,
         client: ClientIdentity,
         request: messages.RequestBatchItem,
         response: messages.ResponseBatchItem,
-    ) -> None:
-        """The engine's hook: one record per batch item it ran."""
+    ) -> AuditRecord:
         uid = getattr(response.payload, "unique_identifier", None)
         if not isinstance(uid, str):
             uid = getattr(request.payload, "unique_identifier", None)
@@ -98,7 +175,7 @@ class AuditLog:
             result, reason = UNDONE, None
         else:
             result, reason = FAILURE, _reason_name(response.result_reason)
-        await self.record(
+        return self.entry(
             actor=client.fingerprint,
             channel=KMIP,
             action=operation_name(request.operation),
@@ -106,6 +183,17 @@ class AuditLog:
             uid=uid if isinstance(uid, str) else None,
             result=result,
             reason=reason,
+        )
+
+    async def kmip_batch(
+        self,
+        client: ClientIdentity,
+        requests: list[messages.RequestBatchItem],
+        responses: list[messages.ResponseBatchItem],
+    ) -> None:
+        """The engine's hook: one record per batch item it ran, committed together."""
+        await self.write(
+            [self.kmip_entry(client, q, r) for q, r in zip(requests, responses, strict=False)]
         )
 
     async def query(self, query: AuditQuery) -> tuple[list[AuditRecord], int]:

@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kmipd.keys import master_key
 from kmipd.keys.keyring_storage import KEYRING_FILE as KEYRING_FILE
@@ -357,6 +359,13 @@ class Keyring:
     @property
     def storage(self) -> KeyringStorage:
         return self._storage
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (HKDF-SHA256 of the master key): the same on every
+        node that has the master key, and it reveals nothing of the master key."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode()
+        ).derive(self._master)
 
     def close(self) -> None:
         """Release the storage's resources (PostgreSQL's connection); nothing for a file."""

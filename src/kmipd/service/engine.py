@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from kmipd.audit.log import AuditUnavailable
 from kmipd.operations import REGISTRY
 from kmipd.protocol import messages, ttlv
 from kmipd.protocol._generated import (
@@ -41,10 +42,14 @@ GENERIC_FAILURE = "the server could not complete the operation"
 # A node that lost its database: vCenter then tries the cluster's other servers.
 STORE_UNAVAILABLE = "the key store is unavailable; try again, or another server of the cluster"
 
-# Called once per batch item that ran (after Batch Undo settled its result): the audit trail.
+# Called once per batch with the items that ran and their results (after Batch Undo settled
+# them): the audit trail. It returns once the records are durable, or raises
+# AuditUnavailable, and then the batch is undone and fails.
 AuditHook = Callable[
-    [ClientIdentity, messages.RequestBatchItem, messages.ResponseBatchItem], Awaitable[None]
+    [ClientIdentity, list[messages.RequestBatchItem], list[messages.ResponseBatchItem]],
+    Awaitable[None],
 ]
+AUDIT_UNAVAILABLE = "the audit trail cannot be written, so the request was not carried out"
 
 
 def _ttlv_size(tree: Item) -> int:
@@ -127,7 +132,9 @@ class KmipEngine:
         option = request.header.batch_error_continuation_option
         undo = option == BatchErrorContinuationOption.UNDO
         stop_on_error = option != BatchErrorContinuationOption.CONTINUE
-        objects = JournalingRepository(self._objects) if undo else self._objects
+        # Every batch is journalled, not only Undo batches: if its audit records cannot be
+        # written, what it changed is undone and it fails.
+        objects = JournalingRepository(self._objects)
         ctx = RequestContext(client, version, now, objects, self._server)
         results: list[messages.ResponseBatchItem] = []
         for item in request.batch_items:
@@ -136,15 +143,21 @@ class KmipEngine:
             if stop_on_error and result.result_status != ResultStatus.SUCCESS:
                 break
         if undo and results and results[-1].result_status != ResultStatus.SUCCESS:
-            assert isinstance(objects, JournalingRepository)
             if await objects.undo():
                 for result in results[:-1]:
                     result.result_status = ResultStatus.OPERATION_UNDONE
             else:
                 log.warning("a batch could not be undone completely: concurrent changes")
         if self._audit is not None:
-            for item, result in zip(request.batch_items, results, strict=False):
-                await self._audit(client, item, result)
+            try:
+                await self._audit(client, request.batch_items[: len(results)], results)
+            except AuditUnavailable:
+                if not await objects.undo():
+                    log.error("a batch whose audit records failed could not be undone")
+                return [
+                    _failed(item, ResultReason.GENERAL_FAILURE, AUDIT_UNAVAILABLE)
+                    for item in request.batch_items
+                ]
         return results
 
     async def _run_item(

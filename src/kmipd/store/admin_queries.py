@@ -8,9 +8,9 @@ A mixin of :class:`kmipd.store.store.Store`, kept apart so the store's core stay
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from kmipd.store.database import Connection
+from kmipd.store.database import POSTGRESQL, Connection
 from kmipd.store.records import AuditQuery, AuditRecord, CertificateRecord, InventoryRow
 
 T = TypeVar("T")
@@ -21,6 +21,17 @@ _INVENTORY_COLUMNS = (
     "uid, object_type, state, algorithm, length, attributes, created, updated, "
     "last_fetched, last_fetched_by, sealed IS NOT NULL"
 )
+
+
+AUDIT_GENESIS = "0" * 64  # the "previous hash" of the first chained record
+
+
+class AuditLinker(Protocol):
+    """Computes the audit chain's keyed hashes (``kmipd.audit.chain.AuditChain``)."""
+
+    def link(self, previous: str, record: AuditRecord) -> str: ...
+
+    def seal_head(self, last_hash: str, records: int) -> str: ...
 
 
 def _certificate(row: tuple[Any, ...]) -> CertificateRecord:
@@ -147,12 +158,26 @@ class AdminQueries:
 
     # -- audit ---------------------------------------------------------------------------
 
-    async def add_audit(self, record: AuditRecord) -> None:
-        await self._transaction(
-            [
-                (
+    async def append_audit(self, records: list[AuditRecord], chain: AuditLinker) -> None:
+        """Append ``records`` to the chained trail, in order, in one transaction (one commit
+        for all of them: the audit trail's group commit). The chain's head row is locked for
+        the transaction, so the nodes of a cluster append one after the other."""
+        lock = " FOR UPDATE" if self.dialect == POSTGRESQL else ""
+
+        def append(db: Connection) -> None:
+            db.execute(
+                "INSERT INTO audit_chain (id, last_hash, records, mac) VALUES (1, ?, 0, NULL) "
+                "ON CONFLICT (id) DO NOTHING",
+                (AUDIT_GENESIS,),
+            )
+            last, count = db.execute(
+                f"SELECT last_hash, records FROM audit_chain WHERE id = 1{lock}"
+            ).fetchone()
+            for record in records:
+                link = chain.link(last, record)
+                db.execute(
                     "INSERT INTO audit (time, actor, channel, action, instance, uid, result, "
-                    "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "reason, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.time,
                         record.actor,
@@ -162,10 +187,37 @@ class AdminQueries:
                         record.uid,
                         record.result,
                         record.reason,
+                        last,
+                        link,
                     ),
                 )
-            ],
+                last = link
+            count = int(count) + len(records)
+            db.execute(
+                "UPDATE audit_chain SET last_hash = ?, records = ?, mac = ? WHERE id = 1",
+                (last, count, chain.seal_head(last, count)),
+            )
+
+        await self._tx(append)
+
+    async def add_audit(self, record: AuditRecord, chain: AuditLinker) -> None:
+        await self.append_audit([record], chain)
+
+    async def audit_chain_page(
+        self, after_seq: int, limit: int
+    ) -> list[tuple[int, AuditRecord, str | None, str | None]]:
+        """Records in trail order after ``after_seq``: (seq, record, previous hash, hash)."""
+        rows = await self._query(
+            f"SELECT {_AUDIT_COLUMNS}, prev_hash, hash FROM audit WHERE seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (after_seq, limit),
         )
+        return [(int(r[0]), AuditRecord(*r[1:9], seq=int(r[0])), r[9], r[10]) for r in rows]
+
+    async def audit_chain_head(self) -> tuple[str, int, str | None] | None:
+        """(last hash, chained records, the head's MAC), or None before the first record."""
+        rows = await self._query("SELECT last_hash, records, mac FROM audit_chain WHERE id = 1")
+        return (rows[0][0], int(rows[0][1]), rows[0][2]) if rows else None
 
     async def audit_records(self, query: AuditQuery) -> tuple[list[AuditRecord], int]:
         """One page of matching audit records, newest first, and how many match in all."""

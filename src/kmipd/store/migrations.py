@@ -229,6 +229,29 @@ _V2_POSTGRESQL = (
 )
 
 
+# Version 3: the audit trail's hash chain (kmipd.audit.chain). Idempotent, like version 1.
+_V3_TABLE = """CREATE TABLE IF NOT EXISTS audit_chain (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_hash TEXT NOT NULL,
+        records BIGINT NOT NULL,
+        mac TEXT)"""
+
+
+def _v3_sqlite(conn: Connection) -> None:
+    present = {row[1] for row in conn.execute("PRAGMA table_info(audit)").fetchall()}
+    for column in ("prev_hash", "hash"):
+        if column not in present:
+            conn.execute(f"ALTER TABLE audit ADD COLUMN {column} TEXT")
+    conn.execute(_V3_TABLE)
+
+
+_V3_POSTGRESQL = (
+    "ALTER TABLE audit ADD COLUMN IF NOT EXISTS prev_hash TEXT",
+    "ALTER TABLE audit ADD COLUMN IF NOT EXISTS hash TEXT",
+    _V3_TABLE,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -255,6 +278,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         2, "the cluster change feed (events), the shared keyring", _V2_SQLITE, _V2_POSTGRESQL
     ),
+    Migration(3, "the audit trail's hash chain", _v3_sqlite, _V3_POSTGRESQL),
 )
 LATEST = MIGRATIONS[-1].version
 

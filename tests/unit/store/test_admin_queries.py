@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kmipd.audit.chain import AuditChain
 from kmipd.store.migrations import LATEST, SchemaMismatch
 from kmipd.store.records import (
     AuditQuery,
@@ -73,6 +74,8 @@ CREATE INDEX IF NOT EXISTS objects_instance ON objects (instance, object_type, s
 CREATE INDEX IF NOT EXISTS objects_name ON objects (instance, name);
 """
 
+TEST_CHAIN = AuditChain(b"\x01" * 32)
+
 
 def test_a_first_release_database_is_refused_until_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
@@ -99,7 +102,9 @@ def test_a_first_release_database_is_refused_until_migrated(tmp_path: Path) -> N
             assert await store.update_object(record)
             again = await store.get_object("old", "u1")
             assert again is not None and again.last_fetched_by == "ab" * 32
-            await store.add_audit(AuditRecord(5, "me", "https", "x", "old", None, "success"))
+            await store.add_audit(
+                AuditRecord(5, "me", "https", "x", "old", None, "success"), TEST_CHAIN
+            )
             assert (await store.audit_records(AuditQuery()))[1] == 1
         finally:
             await store.close()
@@ -127,7 +132,8 @@ def test_audit_filters_and_pages_newest_first(tmp_path: Path) -> None:
                         uid=f"u{n}",
                         result="failure" if n == 3 else "success",
                         reason="ItemNotFound" if n == 3 else None,
-                    )
+                    ),
+                    TEST_CHAIN,
                 )
             records, total = await store.audit_records(AuditQuery(limit=3, offset=1))
             assert total == 10 and [r.uid for r in records] == ["u8", "u7", "u6"]
