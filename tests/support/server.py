@@ -95,6 +95,7 @@ class KmipdServer:
     log_path: Path | None = None
     _instances: dict[str, tuple[Path, Path]] = field(default_factory=dict)
     node_name: str = "serve"  # names its log file (several nodes can share a data directory)
+    log_level: str | None = None  # `kmipd serve --log-level` (debug, info, ...); None: its default
 
     def another_node(self, name: str = "node-b") -> KmipdServer:
         """A second ``kmipd serve`` on the same setup (the same data directory, so the same
@@ -315,6 +316,7 @@ class KmipdServer:
                 str(self.kmip_port),
                 "--https-port",
                 str(self.https_port),
+                *(["--log-level", self.log_level] if self.log_level else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
