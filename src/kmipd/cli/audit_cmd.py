@@ -27,7 +27,7 @@ def register(commands: Any) -> None:
     listing.add_argument("--action", dest="audit_action", help="e.g. Get, delete_key")
     listing.add_argument("--instance")
     listing.add_argument("--uid")
-    listing.add_argument("--result", choices=("success", "failure", "undone"))
+    listing.add_argument("--result", choices=("started", "success", "failure", "undone"))
     listing.add_argument("--channel", choices=("kmip", "https"))
     listing.add_argument("--since", help="epoch seconds or ISO 8601 (2024-05-01T12:00:00Z)")
     listing.add_argument("--until", help="epoch seconds or ISO 8601")
