@@ -37,12 +37,14 @@ def certificate_attributes(der: bytes) -> list[Attribute]:
     """Subject and issuer name parts of a DER certificate; none if it does not parse."""
     try:
         certificate = x509.load_der_x509_certificate(der)
-        names = (("Subject", certificate.subject), ("Issuer", certificate.issuer))
-    except ValueError:
+        # The names are parsed lazily: a name holding an ASN.1 string type cryptography does
+        # not know raises KeyError here, not ValueError (found by fuzzing).
+        names = (("Subject", list(certificate.subject)), ("Issuer", list(certificate.issuer)))
+    except (ValueError, KeyError):
         return []
     result = []
-    for role, name in names:
-        for part in name:
+    for role, parts in names:
+        for part in parts:
             suffix = NAME_PARTS.get(part.oid)
             if suffix is not None and isinstance(part.value, str):
                 result.append(
