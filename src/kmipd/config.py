@@ -159,6 +159,10 @@ class Settings:
         return (self.data_dir / relative).resolve()
 
 
+# Names someone might try in order to turn TLS off: the refusal says why there is none.
+_TLS_OFF_NAMES = frozenset(("tls", "ssl", "enabled", "plaintext", "insecure", "use_tls"))
+
+
 def _section(cls: type, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"[{where}] must be a table")
@@ -166,7 +170,14 @@ def _section(cls: type, raw: Any, where: str) -> Any:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in known:
-            raise ConfigError(f"unknown setting {where}.{key}")
+            hint = (
+                "; kmipd always serves TLS: no setting turns it off"
+                if key.lower() in _TLS_OFF_NAMES
+                else ""
+            )
+            raise ConfigError(
+                f"unknown setting {where}.{key} in {CONFIG_FILE}: remove it or fix its name{hint}"
+            )
         default = getattr(cls(), key)
         if isinstance(default, bool) != isinstance(value, bool) or not isinstance(
             value, type(default) if not isinstance(default, float) else (int, float)
