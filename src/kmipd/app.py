@@ -131,9 +131,6 @@ class App:
     def build(cls, settings: config.Settings) -> App:
         if problems := startup_checks.problems(settings):
             raise StartupError("; ".join(problems))
-        for required in (settings.tls.ca, settings.tls.certificate, settings.tls.private_key):
-            if not settings.path(required).exists():
-                raise StartupError(f"{settings.path(required)} is missing")
         store = open_store(settings)
         kp = settings.keyprotect
         keyring = Keyring.in_data_dir(
