@@ -95,7 +95,12 @@ class KmipdServer:
     log_path: Path | None = None
     _instances: dict[str, tuple[Path, Path]] = field(default_factory=dict)
     node_name: str = "serve"  # names its log file (several nodes can share a data directory)
-    log_level: str | None = None  # `kmipd serve --log-level` (debug, info, ...); None: its default
+    # `kmipd serve --log-level`: the whole suite runs its servers at the most verbose level,
+    # so that what the canary scans (test_canary.py, test_no_secrets_in_logs.py) look for
+    # would show up in a log if any code logged it. KMIPD_TEST_LOG_LEVEL overrides.
+    log_level: str | None = field(
+        default_factory=lambda: os.environ.get("KMIPD_TEST_LOG_LEVEL", "debug")
+    )
 
     def another_node(self, name: str = "node-b") -> KmipdServer:
         """A second ``kmipd serve`` on the same setup (the same data directory, so the same
