@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from kmipd import __version__
 from kmipd.api import audit_middleware, errors
+from kmipd.api.body_limit import BodyLimitMiddleware
 from kmipd.api.deps import ApiServices
 from kmipd.api.routes import (
     apikeys,
@@ -43,6 +44,8 @@ def build_api(services: ApiServices) -> FastAPI:
     app.include_router(iam.router)
     app.include_router(apikeys.router)
     audit_middleware.install(app)
+    # Outermost (added last): a body over the limit is refused before anything else runs.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
     for router in (
         instances.router,
         rewrap.router,

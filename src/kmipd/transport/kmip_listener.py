@@ -5,7 +5,10 @@ own task under a deadline (PyKMIP's CVE-2018-1000872 was a handshake in the acce
 each message must arrive whole within a read deadline from its first byte, an idle
 connection is closed, and connections over the cap are closed before the handshake. When the
 table is full, the oldest connection still in its TLS handshake makes room for a new one: a
-flood of silent TCP connections cannot lock out clients that complete their handshake.
+flood of silent TCP connections cannot lock out clients that complete their handshake. One
+client certificate may hold at most ``max_connections_per_client`` connections: one more is
+closed right after its handshake, before any request is read, so a single client (or a stolen
+certificate) cannot take the whole table from the others.
 
 Framing errors (an oversized or impossible length) close the connection: after them the
 stream cannot be trusted to be in step. Everything past framing is the handler's job.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from asyncio import sslproto
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -29,6 +33,10 @@ from kmipd.transport.tls import fingerprint
 log = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
+# asyncio gives every TLS connection a receive buffer of SSLProtocol.max_size (256 KiB),
+# zero-filled, so resident from the start: 1,500 connections (half-open ones included) held
+# 375 MiB. A TLS record carries at most 16 KiB; 32 KiB per read costs nothing measurable.
+TLS_READ_BUFFER = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +71,12 @@ class KmipListener:
         sessions: SessionFactory,
         limits: Limits,
         on_handshake_failure: Callable[[], None] | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self._on_handshake_failure = on_handshake_failure
+        # Called with "max_connections" or "max_connections_per_client" for each
+        # connection closed because of that cap (for a metric).
+        self._on_refused = on_refused
         self._settings = settings
         self._tls_context = tls_context
         self._sessions = sessions
@@ -74,6 +86,8 @@ class KmipListener:
         self._tasks: set[asyncio.Task[None]] = set()
         # Connections still in their TLS handshake, oldest first (dicts keep insertion order).
         self._handshaking: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        # Open connections per client certificate fingerprint (past the handshake).
+        self._per_client: dict[str, int] = {}
 
     @property
     def active_connections(self) -> int:
@@ -85,12 +99,17 @@ class KmipListener:
         return sorted({sock.getsockname()[1] for sock in self._server.sockets})
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
+        _limit_tls_read_buffer()
         self._server = await asyncio.start_server(
             self._accept,
             host if host is not None else self._settings.host,
             port if port is not None else self._settings.port,
             reuse_address=True,
             limit=READ_CHUNK,
+            # asyncio's default of 100 overflows under a burst of connections (half-open
+            # floods included): the kernel then drops SYNs and a good client waits a second
+            # or more for the retransmission. The kernel caps this at net.core.somaxconn.
+            backlog=max(128, self._settings.max_connections),
         )
 
     async def close(self) -> None:
@@ -108,6 +127,7 @@ class KmipListener:
         assert task is not None
         if self._active >= self._settings.max_connections and not self._evict_handshaking():
             log.warning("connection refused: %d connections open (the limit)", self._active)
+            self._refused("max_connections")
             _abort(writer)
             return
         self._active += 1
@@ -170,6 +190,35 @@ class KmipListener:
             log.info("connection from %s closed: no client certificate", address)
             return
         peer = Peer(address, der, fingerprint(der))
+        key = peer.certificate_fingerprint
+        if self._per_client.get(key, 0) >= settings.max_connections_per_client:
+            log.warning(
+                "connection from %s closed: its certificate (SHA-256 %s) already has %d "
+                "connections open (kmip.max_connections_per_client)",
+                address,
+                key,
+                self._per_client[key],
+            )
+            self._refused("max_connections_per_client")
+            return
+        self._per_client[key] = self._per_client.get(key, 0) + 1
+        try:
+            await self._serve_peer(reader, writer, peer)
+        finally:
+            if (left := self._per_client[key] - 1) > 0:
+                self._per_client[key] = left
+            else:
+                del self._per_client[key]
+
+    def _refused(self, cap: str) -> None:
+        if self._on_refused is not None:
+            self._on_refused(cap)
+
+    async def _serve_peer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer
+    ) -> None:
+        settings = self._settings
+        address = peer.address
         session = await self._sessions(peer)
         if session is None:
             # The fingerprint names the certificate for an administrator who wants to pin
@@ -209,6 +258,15 @@ class KmipListener:
                 deadline = loop.time() + self._settings.read_timeout
             frames.receive_data(data)
         return frame
+
+
+def _limit_tls_read_buffer() -> None:
+    """Lower asyncio's per-connection TLS read buffer (for every asyncio TLS connection of
+    the process, the HTTPS port's too; only ever lowered). A no-op on an event loop that
+    does not use asyncio.sslproto (uvloop)."""
+    protocol = getattr(sslproto, "SSLProtocol", None)
+    if protocol is not None and getattr(protocol, "max_size", 0) > TLS_READ_BUFFER:
+        protocol.max_size = TLS_READ_BUFFER
 
 
 def _address(writer: asyncio.StreamWriter) -> str:
