@@ -70,6 +70,7 @@ class LimitsSettings:
     max_depth: int = DEFAULT_LIMITS.max_depth
     max_field_bytes: int = DEFAULT_LIMITS.max_field_bytes
     max_items_per_structure: int = DEFAULT_LIMITS.max_items_per_structure
+    max_items_per_message: int = DEFAULT_LIMITS.max_items_per_message
     max_batch_count: int = DEFAULT_LIMITS.max_batch_count
 
     def limits(self) -> Limits:
@@ -78,6 +79,7 @@ class LimitsSettings:
             max_depth=self.max_depth,
             max_field_bytes=self.max_field_bytes,
             max_items_per_structure=self.max_items_per_structure,
+            max_items_per_message=self.max_items_per_message,
             max_batch_count=self.max_batch_count,
         )
 

@@ -18,7 +18,10 @@ from kmipd.protocol.limits import Limits
 
 # Stored sets are our own writing, but bound them anyway.
 _STORED_LIMITS = Limits(
-    max_frame_bytes=64 << 20, max_field_bytes=16 << 20, max_items_per_structure=1_000_000
+    max_frame_bytes=64 << 20,
+    max_field_bytes=16 << 20,
+    max_items_per_structure=1_000_000,
+    max_items_per_message=10_000_000,
 )
 
 

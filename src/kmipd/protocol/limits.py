@@ -15,6 +15,9 @@ class Limits:
     max_field_bytes: int = 1 << 20
     # Many tiny items cost far more memory as Python objects than as bytes.
     max_items_per_structure: int = 10_000
+    # ... and in the whole message: a 1 MiB frame holds 130,000 empty structures, whose
+    # decoding would hold the event loop for half a second (other clients wait).
+    max_items_per_message: int = 20_000
     # Each batch item is a database operation; cap the work one message can ask for.
     max_batch_count: int = 256
     # Text encodings (XML, JSON) are larger than TTLV for the same tree.

@@ -89,7 +89,7 @@ def decode(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
             f"message of {len(data)} bytes exceeds the limit of {limits.max_frame_bytes} bytes"
         )
     try:
-        items = _decode_items(data, 0, len(data), 0, limits)
+        items = _decode_items(data, 0, len(data), 0, limits, [limits.max_items_per_message])
     except struct.error:  # an unpack ran past the end of the input
         raise DecodeError("truncated item") from None
     if len(items) != 1:
@@ -100,7 +100,11 @@ def decode(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_LIMITS
 _new_item = tuple.__new__  # Item(...) would add a Python-level __new__ call per item
 
 
-def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -> list[Item]:
+def _decode_items(
+    data: bytes, pos: int, end: int, depth: int, limits: Limits, budget: list[int]
+) -> list[Item]:
+    """The items between ``pos`` and ``end``; ``budget[0]`` is how many more items the
+    message may hold (charged once per structure, so the hot loop stays lean)."""
     if depth > limits.max_depth:
         raise DecodeError(f"nesting deeper than {limits.max_depth} levels at offset {pos}")
     items: list[Item] = []
@@ -127,7 +131,7 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
                     "length that is not a multiple of 8"
                 )
             pos = value_pos + length
-            value: Any = _decode_items(data, value_pos, pos, depth + 1, limits)
+            value: Any = _decode_items(data, value_pos, pos, depth + 1, limits, budget)
         elif typ in _FOUR_BYTE_TYPES:
             if length != 4:
                 raise _wrong_length(tag_type, pos, length, 4)
@@ -196,9 +200,11 @@ def _decode_items(data: bytes, pos: int, end: int, depth: int, limits: Limits) -
                 f"unknown item type 0x{typ:02X} for tag 0x{tag_type >> 8:06X} at offset {pos}"
             )
         append(_new_item(Item, (tag_type >> 8, typ, value)))
-    # Checked once per structure: the frame limit already bounds the count (8 bytes an item).
-    if len(items) > max_items:
-        raise DecodeError(f"more than {max_items} items in one structure")
+        if len(items) > max_items:  # stop at once, not after decoding the rest
+            raise DecodeError(f"more than {max_items} items in one structure")
+    budget[0] -= len(items)
+    if budget[0] < 0:
+        raise DecodeError(f"more than {limits.max_items_per_message} items in one message")
     return items
 
 
