@@ -388,6 +388,7 @@ class App:
             self._session,
             self.settings.limits.limits(),
             on_handshake_failure=self.metrics.handshake_failures.inc,
+            on_refused=self.metrics.count_refused_connection,
         )
         await self.listener.start()
         s = self.settings

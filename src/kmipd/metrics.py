@@ -30,12 +30,21 @@ class Metrics:
             "Failed KMIP TLS handshakes",
             registry=self.registry,
         )
+        self.refused_connections = Counter(
+            "kmipd_kmip_refused_connections",
+            "KMIP connections closed after the handshake because a connection cap was reached",
+            ["cap"],
+            registry=self.registry,
+        )
         self.keys = Gauge(
             "kmipd_managed_objects",
             "Managed objects per instance",
             ["instance"],
             registry=self.registry,
         )
+
+    def count_refused_connection(self, cap: str) -> None:
+        self.refused_connections.labels(cap=cap).inc()
 
     def count_kmip_item(self, operation: object, status: object) -> None:
         self.kmip_requests.labels(operation=_name(operation), result=_name(status)).inc()

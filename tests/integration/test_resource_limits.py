@@ -371,6 +371,14 @@ def test_per_client_cap_refuses_the_101st_connection_of_one_certificate(
 
     asyncio.run(scenario())
     assert "kmip.max_connections_per_client" in server.log()
+    with https_client(server) as http:
+        metrics = http.get("/metrics", headers=bearer(server.admin_api_key)).text
+    refused = re.search(
+        r'^kmipd_kmip_refused_connections_total\{cap="max_connections_per_client"\} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    assert refused is not None and float(refused.group(1)) >= 1, metrics
 
 
 # -- the HTTPS body limit --------------------------------------------------------------------
