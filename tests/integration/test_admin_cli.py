@@ -263,3 +263,32 @@ def test_the_kmipd_command_runs_them(shared_server: KmipdServer) -> None:
     assert missing.stderr.strip() == (
         "kmipd key: instance 'default' has no key with UID no-such-uid"
     )
+
+
+def test_instance_root_key_commands(cli: Cli, shared_server: KmipdServer) -> None:
+    """Disable and delete an instance's root key from the CLI: its keys are refused at once.
+    (Enable works the same way; the built-in keyring refuses it for keyprotect.action_delay,
+    30 s, after a disable, as Key Protect does: test_cluster.py enables through the API.)"""
+    credentials = shared_server.add_instance("cli-rk")
+    uid = kmip_works(shared_server, credentials)
+    assert not kmip_refused_key(shared_server, credentials, uid)
+    code, out, err = cli("instance", "root-key", "disable", "cli-rk")
+    assert code == 0, err
+    assert "is now disabled" in out
+    assert kmip_refused_key(shared_server, credentials, uid)
+    code, _, err = cli("instance", "root-key", "enable", "cli-rk")
+    assert code == 1 and "refused to enable" in err and err.count("\n") == 1
+    code, _, err = cli("instance", "root-key", "delete", "cli-rk")
+    assert code == 2 and "--yes" in err and err.count("\n") == 1
+    assert cli.json("instance", "root-key", "delete", "cli-rk", "--yes")["state"] == "deleted"
+    assert kmip_refused_key(shared_server, credentials, uid)
+    code, _, err = cli("instance", "root-key", "disable", "cli-missing")
+    assert code == 3 and "cli-missing" in err
+
+
+def kmip_refused_key(server: KmipdServer, credentials: tuple[Any, Any], uid: str) -> bool:
+    """Whether a Get of ``uid`` by ``credentials`` is refused (no material comes back)."""
+    context = server.tls_context(certificate=credentials)
+    with server.connect(context=context) as connection:
+        item = kmip.item(connection.call(kmip.get(uid)))
+    return item.payload is None

@@ -78,6 +78,17 @@ def register(commands: Any) -> None:
     retire.add_argument("version", type=int)
     retire.set_defaults(run=run_retire)
 
+    root_key = actions.add_parser(
+        "root-key",
+        parents=[common],
+        help="disable, enable or delete (crypto-shred) the instance's root key, in whatever "
+        "provider holds it",
+    )
+    root_key.add_argument("action", choices=("disable", "enable", "delete"))
+    root_key.add_argument("name")
+    root_key.add_argument("--yes", action="store_true", help="confirm delete")
+    root_key.set_defaults(run=run_root_key)
+
     schedule = actions.add_parser(
         "schedule",
         parents=[common],
@@ -233,6 +244,28 @@ def run_retire(args: argparse.Namespace) -> int:
         print_json({"retired": args.version, "instance": args.name})
     else:
         print(f"retired wrapping key version {args.version} of instance {args.name}")
+    return 0
+
+
+def run_root_key(args: argparse.Namespace) -> int:
+    if args.action == "delete" and not args.yes:
+        raise CommandError(
+            f"deleting the root key of instance {args.name} makes every one of its keys "
+            "unusable (crypto-shredding); add --yes to confirm",
+            EXIT_USAGE,
+        )
+    client = ApiClient.from_args(args)
+    if args.action == "delete":
+        reply = client.call("DELETE", f"{path(args.name)}/root-key")
+    else:
+        reply = client.call("POST", f"{path(args.name)}/root-key/{args.action}")
+    if args.json:
+        print_json(reply)
+    else:
+        print(
+            f"instance {reply['instance']}: root key {reply['root_key_id']} in provider "
+            f"{reply['provider']} is now {reply['state']}"
+        )
     return 0
 
 
