@@ -12,14 +12,13 @@ cannot be written, the response is replaced by a 503 before any of it is sent.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kmipd.api.errors import ApiError, error_body
+from kmipd.api.errors import ApiError, send_error
 from kmipd.audit.log import FAILURE, HTTPS, SUCCESS, AuditUnavailable
 
 READ_ONLY = frozenset(("GET", "HEAD", "OPTIONS"))
@@ -52,18 +51,7 @@ class AuditMiddleware:
                     await _record(scope, int(message["status"]))
                 except AuditUnavailable:
                     refused = True
-                    body = json.dumps(error_body("audit_unavailable", _REFUSAL)).encode()
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 503,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
+                    await send_error(send, 503, "audit_unavailable", _REFUSAL)
                     return
             await send(message)
 

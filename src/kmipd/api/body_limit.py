@@ -15,11 +15,9 @@ keep-alive timeout closes the connection.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kmipd.api.errors import error_body
+from kmipd.api.errors import send_error
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 
@@ -64,24 +62,13 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(
-                "payload_too_large",
-                f"the request body is larger than {self.max_bytes} bytes, the limit "
-                "(https.max_body_bytes)",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.max_bytes} bytes, the limit "
+            "(https.max_body_bytes)",
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:

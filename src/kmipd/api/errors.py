@@ -6,12 +6,14 @@ with a generic message; details go to the log, never to the client.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from kmipd.service.admin import AdminError
 
@@ -31,6 +33,22 @@ class ApiError(Exception):
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
+
+
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """An API error response sent straight from ASGI middleware (no route ran)."""
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:
