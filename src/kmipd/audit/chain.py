@@ -29,17 +29,7 @@ class AuditChain:
 
     def link(self, previous: str, record: AuditRecord) -> str:
         """The hash of ``record`` following the record whose hash is ``previous``."""
-        fields = [
-            record.time,
-            record.actor,
-            record.channel,
-            record.action,
-            record.instance,
-            record.uid,
-            record.result,
-            record.reason,
-        ]
-        body = json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
+        body = json.dumps(record.values(), separators=(",", ":"), ensure_ascii=True).encode()
         return hmac.new(self._key, bytes.fromhex(previous) + body, hashlib.sha256).hexdigest()
 
     def seal_head(self, last_hash: str, records: int) -> str:

@@ -178,18 +178,7 @@ class AdminQueries:
                 db.execute(
                     "INSERT INTO audit (time, actor, channel, action, instance, uid, result, "
                     "reason, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.time,
-                        record.actor,
-                        record.channel,
-                        record.action,
-                        record.instance,
-                        record.uid,
-                        record.result,
-                        record.reason,
-                        last,
-                        link,
-                    ),
+                    (*record.values(), last, link),
                 )
                 last = link
             count = int(count) + len(records)

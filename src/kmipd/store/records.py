@@ -129,6 +129,19 @@ class AuditRecord:
     reason: str | None = None
     seq: int | None = None
 
+    def values(self) -> tuple[object, ...]:
+        """What a record says, in column order (what the audit chain hashes)."""
+        return (
+            self.time,
+            self.actor,
+            self.channel,
+            self.action,
+            self.instance,
+            self.uid,
+            self.result,
+            self.reason,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class AuditQuery:
