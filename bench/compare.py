@@ -145,6 +145,17 @@ def probe(target: Target, work: Work) -> None:
         connection.close()
 
 
+def settle(pids: list[int], limit: float = 120.0) -> None:
+    """Wait until no server burns CPU any more (requests a timed-out client abandoned still
+    run), so that one cell's leftovers do not slow the next server's cell."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = sum(loadgen.cpu_seconds(pid) for pid in pids)
+        time.sleep(0.25)
+        if sum(loadgen.cpu_seconds(pid) for pid in pids) - before < 0.05:
+            return
+
+
 # -- output ---------------------------------------------------------------------------------
 
 
@@ -275,6 +286,7 @@ def main() -> None:
                     row["workload"] = label
                 rows.append(row)
                 print(fmt_row(row), flush=True)
+                settle([t.pid for t in targets.values()])
 
         created: dict[tuple[str, int], list[str]] = {}
         print(f"\n{seconds:g} s per cell, KMIP 1.2, TLS {args.tls}; concurrency {levels}")

@@ -203,7 +203,7 @@ def _read_exactly(sock: ssl.SSLSocket, size: int) -> bytes:
 
 
 class Connection:
-    def __init__(self, target: Target, context: ssl.SSLContext, timeout: float = 30.0) -> None:
+    def __init__(self, target: Target, context: ssl.SSLContext, timeout: float = 120.0) -> None:
         raw = socket.create_connection((target.host, target.port), timeout=timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
