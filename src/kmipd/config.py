@@ -27,9 +27,10 @@ class KmipSettings:
     # Seconds a connection may sit idle between messages.
     idle_timeout: float = 600.0
     max_connections: int = 1000
-    # Open connections per client certificate (one vCenter or ESXi host never needs many):
-    # one tenant cannot take the whole max_connections.
-    max_connections_per_client: int = 100
+    # Open connections per client certificate: one tenant cannot take the whole
+    # max_connections. vCenter gives its ESXi hosts its own client certificate, so every host
+    # of a vSAN boot storm counts against the same one: leave room for them.
+    max_connections_per_client: int = 500
     # Also offer TLS_RSA_WITH_AES_{128,256}_CBC_SHA256, the suites the KMIP 1.4 profiles
     # name, for old clients. They lack forward secrecy: off unless a client needs them.
     legacy_tls_ciphers: bool = False
