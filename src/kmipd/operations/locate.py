@@ -25,7 +25,7 @@ from kmipd.operations._common import all_attributes, apply_dates
 from kmipd.protocol._generated import Operation, ResultReason, StorageStatusMask, Tag
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import LocateRequest, LocateResponse
-from kmipd.protocol.ttlv import DATE_TIME, STRUCTURE, Item
+from kmipd.protocol.ttlv import DATE_TIME, STRUCTURE, TEXT_STRING, Item
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
 from kmipd.service.repository import ManagedObject
@@ -63,7 +63,30 @@ def _query(ctx: RequestContext, given: dict[str, list[Attribute]]) -> ObjectQuer
         # The store indexes an object's first Name: an object found only by a later Name
         # is missed (objects with several Names are rare; vCenter sets none).
         name=name_value.value if name_value is not None else None,
+        contains=_stored_texts(given),
     )
+
+
+def _stored_texts(given: dict[str, list[Attribute]]) -> tuple[bytes, ...]:
+    """The text a matching object must hold in its stored attributes: the values of the
+    custom (x-, y-) attributes and Names asked for. A superset filter for the store; the
+    exact match is still made here."""
+    texts: set[bytes] = set()
+    for name, wanted in given.items():
+        if name.startswith(("x-", "y-")) or name == "Name":
+            for attribute in wanted:
+                texts.update(t.encode() for t in _texts(attribute.value) if t)
+    return tuple(sorted(texts))
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Item) and value.type == STRUCTURE:
+        return [text for field in value.value for text in _texts(field)]
+    if isinstance(value, Item) and value.type == TEXT_STRING:
+        return [value.value]
+    return []
 
 
 def _int(value: Any) -> int | None:

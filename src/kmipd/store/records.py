@@ -42,6 +42,9 @@ class ObjectQuery:
     length: int | None = None
     name: str | None = None
     uids: tuple[str, ...] | None = None
+    # Byte strings that must each occur in the object's stored attributes (a cheap superset
+    # filter in SQL: Locate by x-Name then decodes only the objects that can match).
+    contains: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

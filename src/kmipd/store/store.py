@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from kmipd.store import migrations
 from kmipd.store.admin_queries import AdminQueries
-from kmipd.store.database import Connection, Database, StoreError, StoreUnavailable
+from kmipd.store.database import SQLITE, Connection, Database, StoreError, StoreUnavailable
 from kmipd.store.events import EventQueries
 from kmipd.store.postgres_database import PostgresDatabase, is_postgres_url, redact
 from kmipd.store.records import (
@@ -316,6 +316,14 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        contains = (
+            "instr(attributes, ?) > 0"
+            if self.dialect == SQLITE
+            else "position(?::bytea in attributes) > 0"
+        )
+        for needle in query.contains:
+            clauses.append(contains)
+            params.append(needle)
         rows = await self._query(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE {' AND '.join(clauses)} ORDER BY seq",
             tuple(params),
