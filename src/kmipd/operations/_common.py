@@ -353,8 +353,10 @@ async def check_unique_names(ctx: RequestContext, names: list[str], uid: str | N
 
 
 async def _name_in_use(ctx: RequestContext, name: str, uid: str | None) -> bool:
-    """Names beyond the first of an object are not indexed: look at the attribute sets."""
-    for other in await ctx.objects.find(ObjectQuery(ctx.instance)):
+    """Names beyond the first of an object are not indexed: look at the attribute sets of
+    the objects whose stored attributes hold the name's text at all."""
+    candidates = ObjectQuery(ctx.instance, contains=(name.encode(),) if name else ())
+    for other in await ctx.objects.find(candidates):
         if other.uid == uid or other.state in DESTROYED_STATES:
             continue
         if other.attributes.count("Name") > 1 and name in name_values(other.attributes):
