@@ -16,31 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from kmipd.cli.main import main
 from tests.support import kmip
 from tests.support.admin import kmip_refused, kmip_works
+from tests.support.cli import Cli
 from tests.support.server import KmipdServer
-
-
-class Cli:
-    def __init__(self, server: KmipdServer, capsys: pytest.CaptureFixture[str]) -> None:
-        self.server = server
-        self.capsys = capsys
-
-    def __call__(self, *argv: str, connect: bool = True) -> tuple[int, str, str]:
-        extra = ["--data-dir", str(self.server.data_dir)] if connect else []
-        self.capsys.readouterr()
-        try:
-            code = main([*argv, *extra])
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
-
-    def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "--json")
-        assert code == 0, err
-        return json.loads(out)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from kmipd.cli.main import main
 from tests.support import kmip
 from tests.support.admin import kmip_works
+from tests.support.cli import Cli
 from tests.support.keyprotect import FAST_RULES, KpClient, keyprotect_server
 from tests.support.server import KmipdServer
 
@@ -31,26 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipdServer]:
         yield running
 
 
-class Cli:
-    def __init__(self, server: KmipdServer, capsys: pytest.CaptureFixture[str]) -> None:
-        self.server = server
-        self.capsys = capsys
-
-    def __call__(self, *argv: str, connect: bool = True) -> tuple[int, str, str]:
-        extra = ["--data-dir", str(self.server.data_dir)] if connect else []
-        self.capsys.readouterr()
-        try:
-            code = main(["rootkey", *argv, *extra])
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
-
-    def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "--json")
-        assert code == 0, err
-        return json.loads(out)
-
+class RootkeyCli(Cli):
     def key(self, *argv: str) -> dict[str, Any]:
         reply = self.json(*argv)
         assert reply["metadata"]["collectionTotal"] == len(reply["resources"]) == 1
@@ -60,8 +42,8 @@ class Cli:
 
 
 @pytest.fixture
-def cli(server: KmipdServer, capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(server, capsys)
+def cli(server: KmipdServer, capsys: pytest.CaptureFixture[str]) -> RootkeyCli:
+    return RootkeyCli(server, capsys, "rootkey")
 
 
 def _fields(out: str) -> dict[str, str]:
@@ -79,7 +61,7 @@ def _row(out: str, key_id: str) -> list[str]:
     return re.split(r"\s{2,}", line.strip())
 
 
-def test_life_cycle(cli: Cli, server: KmipdServer) -> None:
+def test_life_cycle(cli: RootkeyCli, server: KmipdServer) -> None:
     code, out, err = cli("create", "cli-crk", "--description", "for the CLI test")
     assert code == 0, err
     assert out.startswith("created root key ")
@@ -159,7 +141,7 @@ def test_life_cycle(cli: Cli, server: KmipdServer) -> None:
     assert _fields(out)["state"] == "Active" and _fields(out)["versions"] == "2"
 
 
-def test_json_output_parses_for_every_command(cli: Cli) -> None:
+def test_json_output_parses_for_every_command(cli: RootkeyCli) -> None:
     key = cli.key("create", "cli-json")
     assert key["state"] == 1 and key["extractable"] is False and key["imported"] is False
     kid = key["id"]
@@ -174,7 +156,7 @@ def test_json_output_parses_for_every_command(cli: Cli) -> None:
     assert cli.key("restore", kid)["state"] == 1
 
 
-def test_import_never_prints_material(cli: Cli, tmp_path: Path) -> None:
+def test_import_never_prints_material(cli: RootkeyCli, tmp_path: Path) -> None:
     material = os.urandom(32)
     key_file = tmp_path / "crk.bin"
     key_file.write_bytes(material)
@@ -205,7 +187,7 @@ def test_import_never_prints_material(cli: Cli, tmp_path: Path) -> None:
     assert code == 2 and "does not exist" in err
 
 
-def test_exit_codes(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_codes(cli: RootkeyCli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KMIPD_API_KEY", raising=False)
     monkeypatch.delenv("KMIPD_KP_INSTANCE", raising=False)
     unknown = "00000000-0000-4000-8000-000000000000"
@@ -237,7 +219,7 @@ def test_exit_codes(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 1 and err.count("\n") == 1
 
 
-def test_roles_are_exit_4(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roles_are_exit_4(cli: RootkeyCli, monkeypatch: pytest.MonkeyPatch) -> None:
     kid = cli.key("create", "cli-roles")["id"]
     main_args = ["apikey", "create", "--service-id", "cli-rk-reader", "--role", "Reader"]
     cli.capsys.readouterr()
@@ -251,7 +233,7 @@ def test_roles_are_exit_4(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_kmip_instance_bound_to_a_disabled_root_key_stops_serving(
-    cli: Cli, server: KmipdServer, tmp_path: Path
+    cli: RootkeyCli, server: KmipdServer, tmp_path: Path
 ) -> None:
     kid = cli.key("create", "cli-vsphere-crk")["id"]
     cli.capsys.readouterr()

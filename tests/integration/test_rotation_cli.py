@@ -3,39 +3,17 @@ and exit codes; the rotation schedule rotates an instance in the background."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kmipd.cli.main import main
 from tests.support import kmip
+from tests.support.cli import Cli
 from tests.support.server import KmipdServer, init_server
 
 OBJECTS = 4
-
-
-class Cli:
-    def __init__(self, server: KmipdServer, capsys: pytest.CaptureFixture[str]) -> None:
-        self.server = server
-        self.capsys = capsys
-
-    def __call__(self, *argv: str) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        try:
-            code = main([*argv, "--data-dir", str(self.server.data_dir)])
-        except SystemExit as exc:  # argparse's usage errors
-            code = int(exc.code or 0)
-        captured = self.capsys.readouterr()
-        return code, captured.out, captured.err
-
-    def json(self, *argv: str) -> Any:
-        code, out, err = self(*argv, "--json")
-        assert code == 0, err
-        return json.loads(out)
 
 
 @pytest.fixture(scope="module")
