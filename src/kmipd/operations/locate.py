@@ -119,6 +119,11 @@ def _matches(obj: ManagedObject, name: str, wanted: list[Attribute]) -> bool:
     if wanted[0].type == DATE_TIME or (
         wanted[0].type is None and name.endswith("Date") and isinstance(wanted[0].value, int)
     ):
+        if not all(isinstance(w.value, int) for w in wanted):
+            # Found by fuzzing: a date range whose other end is not a date crashed min().
+            raise KmipError(
+                ResultReason.INVALID_FIELD, f"a Locate {name} filter must be a Date-Time"
+            )
         times = [a.value for a in have if isinstance(a.value, int)]
         if len(wanted) >= 2:
             low = min(w.value for w in wanted)

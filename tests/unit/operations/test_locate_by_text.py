@@ -5,10 +5,10 @@ changed away, or one of another instance is never returned wrongly; Unicode work
 
 from __future__ import annotations
 
-from kmipd.protocol._generated import Operation
+from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import AddAttributeRequest, LocateRequest, ModifyAttributeRequest
-from kmipd.protocol.ttlv import TEXT_STRING
+from kmipd.protocol.ttlv import BYTE_STRING, DATE_TIME, TEXT_STRING
 from kmipd.store.records import ObjectQuery
 from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import EngineHarness
@@ -65,3 +65,18 @@ def test_the_store_filter_is_a_superset_on_both_engines(kmip: EngineHarness) -> 
         kmip.store.find_objects(ObjectQuery("default", contains=(b"vm-1", b"absent")))
     )
     assert none == []
+
+
+def test_a_date_range_with_a_non_date_end_is_invalid_field(kmip: EngineHarness) -> None:
+    """Found by fuzzing: the second value of a date range was a Byte String (TypeError)."""
+    create(kmip)
+    result = kmip.call(
+        Operation.LOCATE,
+        LocateRequest(
+            attributes=[
+                Attribute("Initial Date", 1_700_000_000, None, DATE_TIME),
+                Attribute("Initial Date", b"\x00" * 8, None, BYTE_STRING),
+            ]
+        ),
+    )
+    assert result.result_reason == ResultReason.INVALID_FIELD, result
