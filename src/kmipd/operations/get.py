@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 
-from kmipd.operations._common import load
+from kmipd.keys import asymmetric
+from kmipd.operations._common import load, load_body
 from kmipd.protocol._generated import KeyFormatType, ObjectType, Operation, ResultReason, Tag
-from kmipd.protocol.objects import KeyBlock, KeyValue, SymmetricKey
+from kmipd.protocol.objects import KeyBlock, KeyValue, PrivateKey, PublicKey, SymmetricKey
 from kmipd.protocol.payloads import GetRequest, GetResponse
 from kmipd.protocol.ttlv import BOOLEAN, BYTE_STRING, STRUCTURE, Item
 from kmipd.service.context import RequestContext
@@ -38,7 +39,7 @@ async def handle(ctx: RequestContext, request: GetRequest) -> GetResponse:
         raise KmipError(ResultReason.SENSITIVE, "the object is Sensitive; it is not returned")
     if obj.attributes.value("Extractable") is False:
         raise KmipError(ResultReason.NOT_EXTRACTABLE, "the object is not Extractable")
-    obj = await load(ctx, obj.uid, body=True)
+    await load_body(ctx, obj)
     body = obj.body
     if request.key_format_type is not None:
         body = convert_format(obj.object_type, body, request.key_format_type)
@@ -62,6 +63,11 @@ def convert_format(object_type: int, body: object, wanted: int) -> object:
         if block is None and wanted not in (KeyFormatType.RAW, KeyFormatType.OPAQUE):
             raise _unsupported()
         return body
+    if isinstance(body, PrivateKey | PublicKey):
+        try:
+            return asymmetric.convert(body, wanted)
+        except (asymmetric.KeyFormatError, asymmetric.KeyMaterialError):
+            raise _unsupported() from None
     if object_type == ObjectType.SYMMETRIC_KEY and isinstance(body, SymmetricKey):
         material = _symmetric_material(block)
         if wanted == KeyFormatType.RAW:
