@@ -73,10 +73,15 @@ async def load(
         with contextlib.suppress(ConcurrentUpdate):
             await ctx.objects.save(obj, ctx.now)
     if body:
-        if obj.state in DESTROYED_STATES:
-            raise KmipError(ResultReason.OBJECT_DESTROYED, "the object was destroyed")
-        await ctx.objects.load_body(obj)
+        await load_body(ctx, obj)
     return obj
+
+
+async def load_body(ctx: RequestContext, obj: ManagedObject) -> None:
+    """Unseal the key material of an object :func:`load` returned without it."""
+    if obj.state in DESTROYED_STATES:
+        raise KmipError(ResultReason.OBJECT_DESTROYED, "the object was destroyed")
+    await ctx.objects.load_body(obj)
 
 
 async def update(
