@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmipd import __version__, config, startup_checks
+from kmipd import __version__, config, logging_setup, reload, startup_checks
 from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, SigningKeyError, load_signing_key
 from kmipd.api.deps import ApiServices
@@ -297,11 +297,11 @@ class App:
             self.store.count_objects,
         )
 
-    async def _refresh_trust(self) -> None:
+    async def _refresh_trust(self, *, rebuild: bool = False) -> None:
         certificates = await self.store.certificates()
         self.identities.remember(certificates)
         key = tuple(sorted(c.fingerprint for c in certificates))
-        if self._context is None or key != self._context_key:
+        if rebuild or self._context is None or key != self._context_key:
             s = self.settings
             trusted = [s.path(s.tls.ca).read_bytes()] + [c.pem.encode() for c in certificates]
             self._context = tls.server_context(
@@ -337,6 +337,57 @@ class App:
                 await self.events.publish(TRUST)
             except StoreError as exc:  # the others still refresh on their timer
                 log.warning("could not tell the other nodes of a certificate change: %s", exc)
+
+    async def reload(self, before: config.Settings) -> config.Settings:
+        """SIGHUP: read kmipd.toml (``before`` is its last reading) and the TLS files again,
+        and apply what can change live (``kmipd.reload``): new KMIP connections get the new
+        server certificate, CA and trusted client certificates; open ones keep their own.
+        The new reading of kmipd.toml; on any problem, ``before``, and nothing changes."""
+        try:
+            after = config.load(self.settings.data_dir)
+            logging_setup.check(after.log)
+        except config.ConfigError as exc:
+            log.error("reload refused, still serving as before: %s", exc)
+            return before
+        candidate = reload.applied(self.settings, after)
+        if problems := startup_checks.problems(candidate):
+            log.error("reload refused, still serving as before: %s", "; ".join(problems))
+            return before
+        current = self.settings
+        self.settings = candidate
+        try:
+            await self._refresh_trust(rebuild=True)
+        except (OSError, ssl.SSLError, StoreError) as exc:
+            self.settings = current
+            log.error("reload refused, still serving as before: %s", exc)
+            return before
+        logging_setup.apply(after.log)
+        for name in reload.restart_needed(before, after):
+            log.warning("%s changed in kmipd.toml: restart kmipd to apply it", name)
+        log.info(
+            "reloaded: the KMIP port serves %s to new connections; %d client certificates "
+            "or CAs allowed",
+            candidate.tls.certificate,
+            len(self._context_key),
+        )
+        return after
+
+    async def drain(self) -> None:
+        """SIGTERM's first step: stop taking connections and answer the requests in flight
+        (KMIP within ``kmip.shutdown_grace`` seconds, HTTPS within uvicorn's grace)."""
+        steps = []
+        if self.listener is not None:
+            steps.append(self.listener.drain(self.settings.kmip.shutdown_grace))
+        if self.https is not None:
+            steps.append(self.https.close())
+        results = await asyncio.gather(*steps)
+        if self.listener is not None and results[0]:
+            log.warning(
+                "%d KMIP request(s) still unanswered after kmip.shutdown_grace (%.0f s): "
+                "their connections are closed",
+                results[0],
+                self.settings.kmip.shutdown_grace,
+            )
 
     def _publish_root_key_change(self, root_key_id: str) -> None:
         """The keyring's change hook (any thread): tell the other nodes."""
@@ -458,6 +509,8 @@ async def serve(settings: config.Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    reloads = _Reloads(app, settings)
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     kmip_ports = ",".join(map(str, app.listener.ports))
     https_ports = ",".join(map(str, app.https.ports))
     log.info(
@@ -476,5 +529,45 @@ async def serve(settings: config.Settings) -> None:
     )
     try:
         await stop.wait()
+        log.info("stopping: answering the requests in flight, refusing new connections")
+        loop.remove_signal_handler(signal.SIGHUP)
+        await reloads.finish()
+        await app.drain()
     finally:
         await app.close()
+    log.info("stopped")
+
+
+class _Reloads:
+    """SIGHUP handling: one reload at a time; a signal during a reload runs one more."""
+
+    def __init__(self, app: App, settings: config.Settings) -> None:
+        self._app = app
+        try:
+            # What the file said at start, without the command line's overrides (ports).
+            self._file = config.load(settings.data_dir)
+        except config.ConfigError:
+            self._file = settings
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        log.info("SIGHUP: reloading kmipd.toml and the TLS files")
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                self._file = await self._app.reload(self._file)
+            except Exception:  # a failed reload must not stop the server
+                log_failure(log, "reload failed; still serving as before")
+            if not self._again:
+                return
+
+    async def finish(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -34,6 +34,9 @@ class KmipSettings:
     # Also offer TLS_RSA_WITH_AES_{128,256}_CBC_SHA256, the suites the KMIP 1.4 profiles
     # name, for old clients. They lack forward secrecy: off unless a client needs them.
     legacy_tls_ciphers: bool = False
+    # Seconds SIGTERM waits for requests already being read or answered to get their
+    # response; idle connections are closed at once, new ones refused.
+    shutdown_grace: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,14 @@ class RootKeysSettings:
     check_interval: float = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The server's log (``kmipd.logging_setup``); both are applied again on SIGHUP."""
+
+    level: str = "info"  # debug | info | warning | error
+    format: str = "text"  # text | json (one JSON object per line)
+
+
 PROVIDER_KINDS = ("keyring", "pkcs11", "keyprotect")
 
 
@@ -157,6 +168,7 @@ class Settings:
     root_keys: RootKeysSettings = field(default_factory=RootKeysSettings)
     root_key_providers: tuple[ProviderSettings, ...] = ()
     rewrap: RewrapSettings = field(default_factory=RewrapSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def path(self, relative: str) -> Path:
         return (self.data_dir / relative).resolve()
