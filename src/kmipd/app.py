@@ -16,6 +16,7 @@ from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, SigningKeyError, load_signing_key
 from kmipd.api.deps import ApiServices
 from kmipd.api.keyprotect import KeyProtectService, load_instance_id
+from kmipd.api.routes.kmip_http import KmipOverHttps
 from kmipd.api.server import HttpsServer
 from kmipd.audit import AuditLog
 from kmipd.audit.chain import PURPOSE as AUDIT_CHAIN_PURPOSE
@@ -126,6 +127,9 @@ class App:
     events: ClusterEvents | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    # The kmipd CA and the allowed client certificates and CAs (PEM), as last read: what
+    # the TLS handshakes of both ports verify a client certificate against.
+    _client_trust: list[bytes] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -310,6 +314,9 @@ class App:
                 trusted,
                 legacy_ciphers=s.kmip.legacy_tls_ciphers,
             )
+            self._client_trust = trusted
+            if self.https is not None:  # POST /kmip
+                self.https.trust_clients(trusted)
             if self._context_key != key:
                 self.trust_generation += 1
             self._context_key = key
@@ -455,12 +462,20 @@ class App:
             audit=self.audit,
             max_body_bytes=s.https.max_body_bytes,
         )
+        services.extra["kmip"] = KmipOverHttps(
+            self.engine,
+            self.identities,
+            s.limits.limits(),
+            seen=self.sightings.seen if self.sightings is not None else None,
+            observe=self.metrics.kmip_latency.observe,
+        )
         self.https = HttpsServer(
             build_api(services),
             s.https.host,
             s.https.port,
             s.path(s.tls.certificate),
             s.path(s.tls.private_key),
+            client_trust=self._client_trust,
         )
         await self.https.start()
         if self.rewrap is not None:

@@ -20,6 +20,7 @@ from kmipd.api.routes import (
     iam,
     instances,
     keys,
+    kmip_http,
     kp_actions,
     kp_aliases,
     kp_keys,
@@ -43,6 +44,8 @@ def build_api(services: ApiServices) -> FastAPI:
     app.include_router(health.router)
     app.include_router(iam.router)
     app.include_router(apikeys.router)
+    # KMIP over HTTPS: authenticated by the TLS client certificate, not a bearer.
+    app.include_router(kmip_http.router)
     audit_middleware.install(app)
     # Outermost (added last): a body over the limit is refused before anything else runs.
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
