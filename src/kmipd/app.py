@@ -457,7 +457,7 @@ class App:
             self.auth,
             self.readiness,
             self.metrics_text,
-            {"keyprotect": keyprotect, "rewrap": self.rewrap},
+            {"keyprotect": keyprotect, "rewrap": self.rewrap, "settings": s},
             admin=self.admin,
             audit=self.audit,
             max_body_bytes=s.https.max_body_bytes,

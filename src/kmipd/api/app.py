@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from kmipd import __version__
+from kmipd import __version__, console
 from kmipd.api import audit_middleware, errors
 from kmipd.api.body_limit import BodyLimitMiddleware
 from kmipd.api.deps import ApiServices
@@ -16,6 +16,7 @@ from kmipd.api.routes import (
     audit,
     ca,
     certificates,
+    console_views,
     health,
     iam,
     instances,
@@ -56,12 +57,14 @@ def build_api(services: ApiServices) -> FastAPI:
         keys.router,
         audit.router,
         ca.router,
+        console_views.router,
     ):
         app.include_router(router)
     # The Key Protect-compatible root key API; its content types follow the settings.
     json_content_type = bool(getattr(services.extra.get("keyprotect"), "json_content_type", False))
     for build_router in (kp_keys.build, kp_actions.build, kp_aliases.build):
         app.include_router(build_router(json_content_type))
+    console.mount(app)  # the web console's static files under /ui
     return app
 
 
