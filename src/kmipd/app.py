@@ -21,6 +21,7 @@ from kmipd.api.server import HttpsServer
 from kmipd.audit import AuditLog
 from kmipd.audit.chain import PURPOSE as AUDIT_CHAIN_PURPOSE
 from kmipd.audit.chain import AuditChain
+from kmipd.backup.schedule import BackupScheduler
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.keys.providers.base import KeyState, ProviderError, RootKeyProvider
@@ -125,6 +126,7 @@ class App:
     instance_keys: InstanceKeys | None = None
     _root_key_checker: asyncio.Task[None] | None = None
     events: ClusterEvents | None = None
+    backups: BackupScheduler | None = None  # [backup] schedule_minutes > 0
     _loop: asyncio.AbstractEventLoop | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     # The kmipd CA and the allowed client certificates and CAs (PEM), as last read: what
@@ -207,6 +209,11 @@ class App:
             schedule_check_seconds=max(0.05, rw.schedule_check_seconds),
             changed=events.publish,
         )
+        if settings.backup.schedule_minutes > 0:
+            try:
+                app.backups = BackupScheduler(settings, store)
+            except config.ConfigError as exc:
+                raise StartupError(str(exc)) from None
         return app
 
     async def readiness(self) -> dict[str, str]:
@@ -480,8 +487,12 @@ class App:
         await self.https.start()
         if self.rewrap is not None:
             self.rewrap.start_background()
+        if self.backups is not None:
+            self.backups.start()
 
     async def close(self) -> None:
+        if self.backups is not None:
+            await self.backups.close()
         if self.rewrap is not None:
             await self.rewrap.close()
         if self.events is not None:

@@ -126,6 +126,18 @@ class RewrapSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupSettings:
+    """Scheduled backups (``kmipd.backup.schedule``); in a cluster one node makes them."""
+
+    # Minutes between two backups; 0 turns the schedule off.
+    schedule_minutes: float = 0.0
+    # Where the backup files go (relative to the data directory).
+    directory: str = "backups"
+    # How many backup files are kept; older ones are deleted after each new one.
+    keep: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class RootKeysSettings:
     """Root keys held by named providers (``[root_key_providers.<name>]`` tables)."""
 
@@ -168,6 +180,7 @@ class Settings:
     root_keys: RootKeysSettings = field(default_factory=RootKeysSettings)
     root_key_providers: tuple[ProviderSettings, ...] = ()
     rewrap: RewrapSettings = field(default_factory=RewrapSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
     log: LogSettings = field(default_factory=LogSettings)
 
     def path(self, relative: str) -> Path:

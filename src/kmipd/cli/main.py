@@ -14,6 +14,7 @@ from kmipd import __version__
 from kmipd.cli import (
     apikey_cmd,
     audit_cmd,
+    backup_cmd,
     ca_cmd,
     cert_cmd,
     init_cmd,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     init_cmd.register(commands)
     serve_cmd.register(commands)
     migrate_cmd.register(commands)
+    backup_cmd.register(commands)
     ttlv_cmd.register(commands)
     for module in (instance_cmd, cert_cmd, key_cmd, apikey_cmd, audit_cmd, ca_cmd, rootkey_cmd):
         module.register(commands)
