@@ -182,6 +182,8 @@ def prepare_case(case: TestCase) -> TestCase:
     * Expected responses in another protocol version than their request
       (:func:`_answer_in_request_version`).
     * :data:`NOT_REQUIRED_ATTRIBUTES` removed from expected answers.
+    * Literal output of non-deterministic cryptography made a placeholder
+      (:func:`_variable_crypto_output`).
     """
     steps = []
     for step in case.steps:
@@ -201,9 +203,121 @@ def prepare_case(case: TestCase) -> TestCase:
                 response,
             )
         )
+    _variable_crypto_output(steps)
     return TestCase(
         case.id, case.path, case.version, case.suite, case.profile, case.requirement, steps
     )
+
+
+# Crypto output placeholders a request may use, and the response element that carries them.
+_OUTPUT_PLACEHOLDERS = {
+    "DATA": "Data",
+    "IV_COUNTER_NONCE": "IVCounterNonce",
+    "AUTHENTICATED_ENCRYPTION_TAG": "AuthenticatedEncryptionTag",
+    "SIGNATURE_DATA": "SignatureData",
+    "MAC_DATA": "MACData",
+}
+_OUTPUT_ELEMENTS = frozenset(_OUTPUT_PLACEHOLDERS.values())
+
+
+def _variable_crypto_output(steps: list[Step]) -> None:
+    """The README's permitted variation "output of non-deterministic crypto", applied where
+    a file wrote the reference server's literal output instead of a placeholder:
+
+    * a request uses ``$DATA_0`` / ``$IV_COUNTER_NONCE`` that no response binds (the IV the
+      server chose for Random IV, CS-BC-M-13-14): the literal in the latest earlier response
+      carrying that item becomes the placeholder;
+    * Encrypt under a key the server generated (Create, CreateKeyPair: CS-BC-M-1..3) or an
+      RSA public key (OAEP and PKCS#1 v1.5 are randomized: CS-AC-M-OAEP-1), and RNG
+      Retrieve: the response's literal output becomes a placeholder, and where a later
+      request sends that same literal back (CS-BC-M-3 decrypts it) it carries the bound
+      value instead. Decrypt under a generated key of a literal nobody produced
+      (CS-BC-M-2) has no predictable output either. Plaintext that comes back from our own
+      ciphertext is still compared.
+    """
+    counter = 0
+
+    def placeholder(node: Element) -> str:
+        nonlocal counter
+        counter += 1
+        name = f"$CRYPTO_OUTPUT_{counter}"
+        node.set("value", name)
+        return name
+
+    bound_in_responses = {
+        node.get("value")
+        for step in steps
+        if step.response is not None
+        for node in step.response.iter()
+        if (node.get("value") or "").startswith("$")
+    }
+    unpredictable: set[str] = set()  # UID placeholders of generated / randomizing keys
+    replaced: dict[str, str] = {}  # literal hex → placeholder, for later requests
+    for index, step in enumerate(steps):
+        for node in step.request.iter():
+            value = node.get("value") or ""
+            if node.tag in _OUTPUT_ELEMENTS and value in replaced:
+                node.set("value", replaced[value])
+            elif (
+                value.startswith("$")
+                and value not in bound_in_responses
+                and _bind_from_earlier(steps[:index], value)
+            ):
+                bound_in_responses.add(value)
+        if step.response is None:
+            continue
+        pairs = zip(
+            step.request.findall("BatchItem"), step.response.findall("BatchItem"), strict=False
+        )
+        for request_item, response_item in pairs:
+            operation = request_item.find("Operation")
+            name = operation.get("value") if operation is not None else None
+            uid = request_item.find("RequestPayload/UniqueIdentifier")
+            key = uid.get("value") if uid is not None else None
+            payload = response_item.find("ResponsePayload")
+            if payload is None:
+                continue
+            if name in ("Create", "CreateKeyPair"):
+                for created in payload.iter():
+                    if created.tag.endswith("UniqueIdentifier") and created.get("value"):
+                        unpredictable.add(created.get("value", ""))
+            elif name == "Register":
+                object_type = request_item.find("RequestPayload/ObjectType")
+                created = payload.find("UniqueIdentifier")
+                if (
+                    object_type is not None
+                    and object_type.get("value") == "PublicKey"
+                    and created is not None
+                ):
+                    unpredictable.add(created.get("value", ""))
+            elif name == "RNGRetrieve" or (name == "Encrypt" and key in unpredictable):
+                for out in payload:
+                    literal = out.get("value") or ""
+                    if out.tag in _OUTPUT_ELEMENTS and not literal.startswith("$"):
+                        replaced[literal] = placeholder(out)
+            elif name == "Decrypt" and key in unpredictable:
+                sent = request_item.find("RequestPayload/Data")
+                from_us = sent is not None and (sent.get("value") or "").startswith("$")
+                out = payload.find("Data")
+                if not from_us and out is not None:
+                    placeholder(out)
+
+
+def _bind_from_earlier(earlier: list[Step], value: str) -> bool:
+    """Make the latest literal of ``value``'s item in ``earlier`` responses the placeholder
+    ``value`` (``$DATA_0`` → the last Data, ``$IV_COUNTER_NONCE`` → the last IVCounterNonce)."""
+    stem = value[1:].rstrip("0123456789").rstrip("_")
+    tag = _OUTPUT_PLACEHOLDERS.get(stem)
+    if tag is None:
+        return False
+    for step in reversed(earlier):
+        if step.response is None:
+            continue
+        found = [n for n in step.response.iter(tag) if not (n.get("value") or "").startswith("$")]
+        if found:
+            found[-1].set("value", value)
+            return True
+    return False
 
 
 def _answer_in_request_version(request: Element, response: Element) -> None:

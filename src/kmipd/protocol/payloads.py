@@ -44,6 +44,24 @@ from kmipd.protocol.codec import (
     kmip_field,
     uid_field,
 )
+from kmipd.protocol.crypto_payloads import (
+    DecryptRequest,
+    DecryptResponse,
+    EncryptRequest,
+    EncryptResponse,
+    HashRequest,
+    HashResponse,
+    MacRequest,
+    MacResponse,
+    MacVerifyRequest,
+    MacVerifyResponse,
+    RngRetrieveRequest,
+    RngRetrieveResponse,
+    SignatureVerifyRequest,
+    SignatureVerifyResponse,
+    SignRequest,
+    SignResponse,
+)
 from kmipd.protocol.objects import ProtocolVersion, RevocationReason, managed_object_field
 from kmipd.protocol.ttlv import Item
 
@@ -458,6 +476,14 @@ REQUEST_PAYLOADS: dict[Operation, type] = {
     Operation.CHECK: CheckRequest,
     Operation.INTEROP: InteropRequest,
     Operation.LOG: LogRequest,
+    Operation.ENCRYPT: EncryptRequest,
+    Operation.DECRYPT: DecryptRequest,
+    Operation.SIGN: SignRequest,
+    Operation.SIGNATURE_VERIFY: SignatureVerifyRequest,
+    Operation.MAC: MacRequest,
+    Operation.MAC_VERIFY: MacVerifyRequest,
+    Operation.HASH: HashRequest,
+    Operation.RNG_RETRIEVE: RngRetrieveRequest,
 }
 """Operation → request payload class."""
 
@@ -482,6 +508,14 @@ RESPONSE_PAYLOADS: dict[Operation, type] = {
     Operation.CHECK: CheckResponse,
     Operation.INTEROP: EmptyPayload,
     Operation.LOG: EmptyPayload,
+    Operation.ENCRYPT: EncryptResponse,
+    Operation.DECRYPT: DecryptResponse,
+    Operation.SIGN: SignResponse,
+    Operation.SIGNATURE_VERIFY: SignatureVerifyResponse,
+    Operation.MAC: MacResponse,
+    Operation.MAC_VERIFY: MacVerifyResponse,
+    Operation.HASH: HashResponse,
+    Operation.RNG_RETRIEVE: RngRetrieveResponse,
 }
 """Operation → response payload class."""
 

@@ -1,0 +1,46 @@
+"""Encrypt: data under a symmetric key or an RSA public key (KMIP 1.4 §4.29, 2.1 §6.1.18)."""
+
+from __future__ import annotations
+
+from kmipd.crypto import asymmetric, symmetric
+from kmipd.operations._crypto import (
+    ENCRYPT,
+    consume,
+    crypto_errors,
+    refuse_streaming,
+    request_params,
+    require_data,
+    usable_key,
+)
+from kmipd.protocol._generated import ObjectType, Operation
+from kmipd.protocol.crypto_payloads import EncryptRequest, EncryptResponse
+from kmipd.service.context import RequestContext
+
+OPERATION = Operation.ENCRYPT
+
+
+async def handle(ctx: RequestContext, request: EncryptRequest) -> EncryptResponse:
+    refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
+    data = require_data(request.data)
+    key = await usable_key(ctx, request.unique_identifier, ENCRYPT, len(data))
+    params = request_params(request.cryptographic_parameters, key)
+    with crypto_errors():
+        if key.obj.object_type == ObjectType.PUBLIC_KEY:
+            public = asymmetric.load_public(key.key_format, key.material)
+            sealed = symmetric.Sealed(asymmetric.encrypt(public, params, data))
+        else:
+            sealed = symmetric.encrypt(
+                key.algorithm or 0,
+                key.material,
+                params,
+                data,
+                request.iv_counter_nonce,
+                request.authenticated_encryption_additional_data,
+            )
+    await consume(ctx, key, len(data))
+    return EncryptResponse(
+        unique_identifier=key.obj.uid,
+        data=sealed.data,
+        iv_counter_nonce=sealed.iv,
+        authenticated_encryption_tag=sealed.tag,
+    )
