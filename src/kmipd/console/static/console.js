@@ -10,6 +10,7 @@ const EXPIRY_WARNING_DAYS = 30;
 
 const session = { token: null, role: null, serviceId: null, kpInstance: null };
 let leavePage = () => {};
+let renders = 0; // each page rendering is numbered: tests wait for a fresh one
 
 // --- small helpers ------------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ async function setupPage(root) {
           wizard.instance = made.name;
           instanceResult.textContent = `Instance ${made.name} created, bound to root key ${made.root_key_id}.`;
           say(`Instance ${made.name} created.`);
+          await fillSummary();
         }),
       }, "Create instance")),
     instanceResult);
@@ -246,6 +248,7 @@ async function setupPage(root) {
   const allowed = (record) => {
     wizard.clientFingerprint = record.fingerprint;
     say(`Certificate ${record.subject} allowed on ${wizard.instance}.`);
+    fillSummary().catch((error) => say(error.message, true));
   };
   const pem = h("textarea", { id: "cert-pem", rows: 5, placeholder: "-----BEGIN CERTIFICATE-----" });
   const csrFile = h("input", { type: "file", id: "csr-file", accept: ".csr,.pem,.txt" });
@@ -454,7 +457,9 @@ async function rootKeyCard(instance) {
     progress.value = s.state === "idle" ? 100 : s.percent;
     progressText.textContent = s.state === "running" || s.objects_remaining > 0
       ? `Re-wrap running: ${s.percent}% (${s.objects_remaining} objects left)`
-      : `Re-wrap ${s.state === "idle" ? "not needed" : "done"}: every object is on wrapping key version ${s.current_version ?? "-"}.`;
+      : s.current_version === null
+        ? "No key yet: nothing to re-wrap."
+        : `Re-wrap ${s.state === "idle" ? "not needed" : "done"}: every object is on wrapping key version ${s.current_version}.`;
     return s;
   }
   async function watchRewrap() {
@@ -475,7 +480,7 @@ async function rootKeyCard(instance) {
     }),
   }, label);
   const buttons = [];
-  if (can("Writer")) {
+  if (can("Writer") && state !== "deleted" && state !== "disabled") {
     buttons.push(h("button", {
       type: "button", class: "primary", "data-action": "rotate",
       onclick: guarded(async () => {
@@ -483,6 +488,7 @@ async function rootKeyCard(instance) {
         say(`Rotated: root key version ${rotated.root_key_version}; re-wrapping ${instance.name}.`);
         await watchRewrap();
         say(`Re-wrap of ${instance.name} finished.`);
+        await refresh();
       }),
     }, "Rotate now"));
   }
@@ -516,7 +522,7 @@ async function rootKeyCard(instance) {
         }) }, "Save schedule"));
     })()
     : h("p", {}, `Rotation schedule: ${instance.rotation_days ? `every ${instance.rotation_days} days` : "on demand only"}`);
-  card.append(
+  card.append(...[
     h("h2", { id: `rk-${instance.name}` }, `Instance ${instance.name}`),
     h("p", {}, "Root key ", h("span", { class: "mono" }, instance.root_key_id), ` in provider ${instance.provider}: `,
       h("strong", { class: state === "active" ? "good" : "bad", "data-field": "state" }, state),
@@ -525,7 +531,8 @@ async function rootKeyCard(instance) {
     versions.length ? h("p", {}, `Versions (newest first): `, versions.map((v, i) => `${versions.length - i}: ${v.creationDate}`).join(" · ")) : null,
     schedule,
     h("div", { class: "row" }, progress, progressText),
-    h("div", { class: "row" }, buttons));
+    h("div", { class: "row" }, buttons),
+  ].filter(Boolean));
   await showRewrap().catch((e) => { progressText.textContent = e.message; });
   return card;
 }
@@ -690,7 +697,8 @@ async function route() {
     if (link.dataset.page === page.path) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  const root = h("div", { "data-page": page.path, "aria-busy": "true" });
+  renders += 1;
+  const root = h("div", { "data-page": page.path, "data-render": renders, "aria-busy": "true" });
   view().replaceChildren(root);
   document.title = `${page.title} · kmipd console`;
   try {
@@ -706,6 +714,10 @@ async function route() {
 async function start() {
   document.getElementById("sign-out").addEventListener("click", () => signOut("Signed out."));
   window.addEventListener("hashchange", () => { if (session.token) route(); });
+  // The link of the page on show reloads it (the hash does not change, so no hashchange).
+  document.getElementById("nav").addEventListener("click", (event) => {
+    if (event.target.closest("a")?.getAttribute("href") === location.hash) route();
+  });
   session.token = sessionStorage.getItem(TOKEN_KEY);
   if (!session.token) return signInPage();
   try {
