@@ -1,0 +1,50 @@
+"""Register of Private and Public Keys: the material must be the key its format says, and
+the Cryptographic Algorithm and Length must describe it (they are set from it if absent)."""
+
+from __future__ import annotations
+
+from kmipd.keys import asymmetric
+from kmipd.model.attribute_set import AttributeSet
+from kmipd.protocol._generated import CryptographicAlgorithm, ResultReason
+from kmipd.protocol.objects import PrivateKey, PublicKey
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER
+from kmipd.service.errors import KmipError
+
+
+def check_registered_key(body: PrivateKey | PublicKey, stored: AttributeSet) -> None:
+    """Refuse material that is not a supported RSA or EC key; complete ``stored``.
+
+    Wrapped material cannot be read here and is stored as given.
+    """
+    block = body.key_block
+    if block is None or block.key_wrapping_data is not None:
+        return
+    try:
+        key: asymmetric.PrivateKeyObject | asymmetric.PublicKeyObject = (
+            asymmetric.load_private(block)
+            if isinstance(body, PrivateKey)
+            else asymmetric.load_public(block)
+        )
+    except asymmetric.KeyMaterialError as exc:
+        raise KmipError(ResultReason.INVALID_FIELD, str(exc)) from None
+    except asymmetric.KeyFormatError as exc:
+        raise KmipError(ResultReason.KEY_FORMAT_TYPE_NOT_SUPPORTED, str(exc)) from None
+    description = asymmetric.describe(key)
+    algorithm = stored.value("Cryptographic Algorithm")
+    if algorithm is None:
+        family = CryptographicAlgorithm.RSA if description.is_rsa else CryptographicAlgorithm.EC
+        stored.set("Cryptographic Algorithm", family, ENUMERATION)
+    elif not asymmetric.algorithm_matches(algorithm, description):
+        raise KmipError(
+            ResultReason.INVALID_FIELD,
+            "the Cryptographic Algorithm does not match the key material "
+            f"(an {'RSA' if description.is_rsa else 'EC'} key)",
+        )
+    length = stored.value("Cryptographic Length")
+    if length is None:
+        stored.set("Cryptographic Length", description.length, INTEGER)
+    elif length != description.length:
+        raise KmipError(
+            ResultReason.INVALID_FIELD,
+            f"the Cryptographic Length does not match the key material ({description.length})",
+        )
