@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
 from kmipd.protocol._generated import (
     KeyFormatType,
     ObjectType,
@@ -25,21 +28,31 @@ from kmipd.protocol._generated import (
     SecretDataType,
 )
 from kmipd.protocol.attributes import Attribute, TemplateAttribute
-from kmipd.protocol.objects import KeyBlock, KeyValue, RevocationReason, SecretData, SymmetricKey
+from kmipd.protocol.objects import (
+    KeyBlock,
+    KeyValue,
+    PrivateKey,
+    RevocationReason,
+    SecretData,
+    SymmetricKey,
+)
 from kmipd.protocol.payloads import (
     AddAttributeRequest,
+    CreateKeyPairRequest,
     DeleteAttributeRequest,
+    GetRequest,
     ModifyAttributeRequest,
     RegisterRequest,
     RevokeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import INTEGER, TEXT_STRING
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER, TEXT_STRING
 from tests.support import kmip
 from tests.support.admin import bearer, https_client
 from tests.support.server import KmipdServer
 
 AES = 3
+RSA, EC = 4, 26  # Cryptographic Algorithm values
 
 
 def register_aes(material: bytes) -> bytes:
@@ -234,3 +247,137 @@ def test_no_canary_bytes_on_disk_or_in_logs(kmipd_server: KmipdServer, tmp_path:
     # The scan finds a canary where there is one (the test can fail).
     planted = {"planted": b"x" + base64.b64encode(b"\1" + canaries["aes-0"]) + b"y"}
     assert scan(planted, {"aes-0": canaries["aes-0"]})
+
+
+# -- private keys ------------------------------------------------------------------------------
+
+
+def _private_canaries(
+    label: str, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+) -> dict[str, bytes]:
+    """The DER of ``key`` in each format kmipd serves, and the secret numbers inside it (any
+    encoding of the key, DER or Transparent, holds them as big-endian bytes)."""
+    none = serialization.NoEncryption()
+    der = serialization.Encoding.DER
+    forms = {
+        f"{label} PKCS#8": key.private_bytes(der, serialization.PrivateFormat.PKCS8, none),
+        f"{label} PKCS#1/SEC1": key.private_bytes(
+            der, serialization.PrivateFormat.TraditionalOpenSSL, none
+        ),
+    }
+    if isinstance(key, rsa.RSAPrivateKey):
+        numbers = key.private_numbers()
+        forms[f"{label} d"] = numbers.d.to_bytes((numbers.d.bit_length() + 7) // 8, "big")
+        forms[f"{label} p"] = numbers.p.to_bytes((numbers.p.bit_length() + 7) // 8, "big")
+    else:
+        secret = key.private_numbers().private_value
+        forms[f"{label} D"] = secret.to_bytes(32, "big")
+    return forms
+
+
+def _served_private_key(connection: Any, uid: str, fmt: KeyFormatType) -> Any:
+    response = connection.call(
+        kmip.request(Operation.GET, GetRequest(unique_identifier=uid, key_format_type=fmt))
+    )
+    der = kmip.key_material(response)
+    return serialization.load_der_private_key(der, password=None)
+
+
+def _private_key_request(material: bytes, fmt: KeyFormatType, *attributes: Attribute) -> bytes:
+    key = PrivateKey(KeyBlock(key_format_type=fmt, key_value=KeyValue(key_material=material)))
+    return kmip.request(
+        Operation.REGISTER,
+        RegisterRequest(
+            object_type=ObjectType.PRIVATE_KEY,
+            template_attribute=TemplateAttribute(attributes=list(attributes)),
+            managed_object=key,
+        ),
+    )
+
+
+def test_no_private_key_bytes_on_disk_in_logs_or_errors(kmipd_server: KmipdServer) -> None:
+    """Private keys made by Create Key Pair and one registered: their DER (and the secret
+    numbers in it) are in no file of the data directory and in no error answer."""
+    server = kmipd_server
+    registered = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    registered_der = registered.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    canaries = _private_canaries("registered", registered)
+    errors: dict[str, bytes] = {}
+    with server.connect() as connection:
+        registered_uid = kmip.created_uid(
+            connection.call(_private_key_request(registered_der, KeyFormatType.PKCS_8))
+        )
+        pairs = {}
+        for label, attributes in (
+            ("rsa pair", [Attribute("Cryptographic Algorithm", RSA, None, ENUMERATION)]),
+            ("ec pair", [Attribute("Cryptographic Algorithm", EC, None, ENUMERATION)]),
+        ):
+            length = 2048 if label == "rsa pair" else 256
+            request = CreateKeyPairRequest(
+                common_template_attribute=TemplateAttribute(
+                    attributes=[
+                        *attributes,
+                        Attribute("Cryptographic Length", length, None, INTEGER),
+                    ]
+                ),
+                private_key_template_attribute=TemplateAttribute(
+                    attributes=[Attribute("Cryptographic Usage Mask", 1, None, INTEGER)]
+                ),
+                public_key_template_attribute=TemplateAttribute(
+                    attributes=[Attribute("Cryptographic Usage Mask", 2, None, INTEGER)]
+                ),
+            )
+            payload = kmip.ok(connection.call(kmip.request(Operation.CREATE_KEY_PAIR, request)))
+            pairs[label] = payload.private_key_unique_identifier
+        # The canaries are what a client is served (so the scan cannot pass vacuously).
+        for label, uid in pairs.items():
+            key = _served_private_key(connection, uid, KeyFormatType.PKCS_8)
+            canaries.update(_private_canaries(label, key))
+        served = _served_private_key(connection, registered_uid, KeyFormatType.PKCS_1)
+        assert served.private_numbers() == registered.private_numbers()
+
+        # Refusals of requests that carry private key material, and of a Get in a format the
+        # key cannot take: the answers must not echo the key.
+        ec_der = canaries["ec pair PKCS#8"]
+        for label, request_bytes in {
+            "wrong length": _private_key_request(
+                registered_der,
+                KeyFormatType.PKCS_8,
+                Attribute("Cryptographic Length", 4096, None, INTEGER),
+            ),
+            "EC key as PKCS#1": _private_key_request(ec_der, KeyFormatType.PKCS_1),
+            "RSA key as ECPrivateKey": _private_key_request(
+                canaries["registered PKCS#1/SEC1"], KeyFormatType.ECPRIVATEKEY
+            ),
+            "truncated DER": _private_key_request(registered_der[:-7], KeyFormatType.PKCS_8),
+            "Get as EC": kmip.request(
+                Operation.GET,
+                GetRequest(
+                    unique_identifier=registered_uid,
+                    key_format_type=KeyFormatType.TRANSPARENT_EC_PRIVATE_KEY,
+                ),
+            ),
+        }.items():
+            response = connection.call(request_bytes)
+            assert kmip.item(response).result_status != 0, label
+            errors[f"error answer to {label}"] = response
+        # The truncated DER is a canary of its own: the server saw it only in a refusal.
+        canaries["truncated DER"] = registered_der[:-7]
+        kmip.ok(connection.call(kmip.request(Operation.ACTIVATE, UidRequest(registered_uid))))
+
+    while_serving = snapshot(server.data_dir)
+    server.stop()
+    after_stop = snapshot(server.data_dir)
+    assert str(server.database.relative_to(server.data_dir)) in after_stop
+    assert after_stop.get("serve.log")
+    files = {f"{name} (serving)": content for name, content in while_serving.items()}
+    files.update({f"{name} (stopped)": content for name, content in after_stop.items()})
+    files.update(errors)
+    assert scan(files, canaries) == []
+    # The scan finds a private key where there is one (the test can fail).
+    planted = {"planted": b"x" + canaries["rsa pair d"] + b"y"}
+    assert scan(planted, {"rsa pair d": canaries["rsa pair d"]})
