@@ -52,9 +52,12 @@ class Console:
         console.page.goto(f"{server.https_url}/ui/")
         return console
 
-    def sign_in(self, api_key: str) -> None:
+    def sign_in_attempt(self, api_key: str) -> None:
         self.page.get_by_label("API key").fill(api_key)
         self.page.get_by_role("button", name="Sign in").click()
+
+    def sign_in(self, api_key: str) -> None:
+        self.sign_in_attempt(api_key)
         self.page.locator("#who-text").wait_for()
 
     def go(self, hash_path: str) -> None:
