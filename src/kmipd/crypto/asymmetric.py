@@ -1,20 +1,19 @@
 """RSA and elliptic-curve keys: signatures (RSA PKCS#1 v1.5 and PSS, ECDSA) and RSA
-encryption (OAEP, PKCS#1 v1.5). Keys come as DER: PKCS#1, PKCS#8, SubjectPublicKeyInfo
-(X.509 format of a public key) or ECPrivateKey."""
+encryption (OAEP, PKCS#1 v1.5). Keys come as ``cryptography`` key objects
+(:mod:`kmipd.keys.asymmetric` reads them from key blocks)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
     DigitalSignatureAlgorithm,
     HashingAlgorithm,
-    KeyFormatType,
     MaskGenerator,
     PaddingMethod,
 )
@@ -48,31 +47,6 @@ _SIGNATURE_ALGORITHMS: dict[int, tuple[int, int | None, int | None]] = {
     DSA.ECDSA_WITH_SHA512: (Alg.ECDSA, None, H.SHA_512),
 }
 _EC_ALGORITHMS = frozenset({Alg.EC, Alg.ECDSA})
-
-
-def load_private(key_format: int | None, der: bytes) -> PrivateKey:
-    if key_format not in (KeyFormatType.PKCS_1, KeyFormatType.PKCS_8, KeyFormatType.ECPRIVATEKEY):
-        raise unsupported("server-side use of a private key needs PKCS#1, PKCS#8 or ECPrivateKey")
-    try:
-        key = serialization.load_der_private_key(der, password=None)
-    except (ValueError, TypeError):
-        raise failed("the stored private key is not a valid DER key") from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise unsupported("only RSA and elliptic-curve private keys are supported")
-    return key
-
-
-def load_public(key_format: int | None, der: bytes) -> PublicKey:
-    # load_der_public_key reads both a PKCS#1 RSAPublicKey and a SubjectPublicKeyInfo.
-    if key_format not in (KeyFormatType.PKCS_1, KeyFormatType.X_509):
-        raise unsupported("server-side use of a public key needs PKCS#1 or X.509 format")
-    try:
-        key = serialization.load_der_public_key(der)
-    except (ValueError, TypeError):
-        raise failed("the stored public key is not a valid DER key") from None
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise unsupported("only RSA and elliptic-curve public keys are supported")
-    return key
 
 
 def sign(

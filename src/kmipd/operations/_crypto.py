@@ -14,6 +14,7 @@ from enum import Enum
 
 from kmipd.crypto.errors import CryptoError
 from kmipd.crypto.params import CryptoParams, parse
+from kmipd.keys import asymmetric
 from kmipd.operations._common import load, update
 from kmipd.protocol._generated import (
     CryptographicUsageMask,
@@ -75,13 +76,37 @@ _USABLE_STATES = {
 
 @dataclass(slots=True)
 class UsableKey:
-    """A key checked for one use, with its unsealed material."""
+    """A key checked for one use, with its unsealed key block."""
 
     obj: ManagedObject
-    algorithm: int | None
-    key_format: int | None
-    material: bytes = field(repr=False)
+    block: KeyBlock = field(repr=False)
     params: CryptoParams  # the key's own Cryptographic Parameters attribute
+
+    @property
+    def algorithm(self) -> int | None:
+        return self.block.cryptographic_algorithm
+
+    def secret(self) -> bytes:
+        """The material of a symmetric key."""
+        return _material(self.block)
+
+    def private_key(self) -> asymmetric.PrivateKeyObject:
+        with _key_errors():
+            return asymmetric.load_private(self.block)
+
+    def public_key(self) -> asymmetric.PublicKeyObject:
+        with _key_errors():
+            return asymmetric.load_public(self.block)
+
+
+@contextmanager
+def _key_errors() -> Iterator[None]:
+    try:
+        yield
+    except asymmetric.KeyFormatError as exc:
+        raise KmipError(ResultReason.KEY_FORMAT_TYPE_NOT_SUPPORTED, str(exc)) from None
+    except asymmetric.KeyMaterialError as exc:
+        raise KmipError(ResultReason.CRYPTOGRAPHIC_FAILURE, f"the stored key: {exc}") from None
 
 
 async def usable_key(
@@ -116,9 +141,7 @@ async def usable_key(
     own = obj.attributes.value("Cryptographic Parameters")
     with crypto_errors():
         params = parse(own if isinstance(own, Item) else None)
-    return UsableKey(
-        obj, block.cryptographic_algorithm, block.key_format_type, _material(block), params
-    )
+    return UsableKey(obj, block, params)
 
 
 def _check_dates(obj: ManagedObject, use: Use, now: int) -> None:

@@ -26,12 +26,12 @@ async def handle(ctx: RequestContext, request: DecryptRequest) -> DecryptRespons
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
         if key.obj.object_type == ObjectType.PRIVATE_KEY:
-            private = asymmetric.load_private(key.key_format, key.material)
+            private = key.private_key()
             plain = asymmetric.decrypt(private, params, data)
         else:
             plain = symmetric.decrypt(
                 key.algorithm or 0,
-                key.material,
+                key.secret(),
                 params,
                 data,
                 request.iv_counter_nonce,

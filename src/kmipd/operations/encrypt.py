@@ -26,12 +26,12 @@ async def handle(ctx: RequestContext, request: EncryptRequest) -> EncryptRespons
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
         if key.obj.object_type == ObjectType.PUBLIC_KEY:
-            public = asymmetric.load_public(key.key_format, key.material)
+            public = key.public_key()
             sealed = symmetric.Sealed(asymmetric.encrypt(public, params, data))
         else:
             sealed = symmetric.encrypt(
                 key.algorithm or 0,
-                key.material,
+                key.secret(),
                 params,
                 data,
                 request.iv_counter_nonce,

@@ -27,7 +27,7 @@ async def handle(ctx: RequestContext, request: SignRequest) -> SignResponse:
     key = await usable_key(ctx, request.unique_identifier, SIGN, len(message))
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
-        private = asymmetric.load_private(key.key_format, key.material)
+        private = key.private_key()
         signature = asymmetric.sign(private, params, request.data, request.digested_data)
     await consume(ctx, key, len(message))
     return SignResponse(unique_identifier=key.obj.uid, signature_data=signature)

@@ -32,7 +32,7 @@ async def handle(ctx: RequestContext, request: SignatureVerifyRequest) -> Signat
     key = await usable_key(ctx, request.unique_identifier, VERIFY, len(message))
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
-        public = asymmetric.load_public(key.key_format, key.material)
+        public = key.public_key()
         valid = asymmetric.verify(public, params, request.data, request.digested_data, signature)
     await consume(ctx, key, len(message))
     return SignatureVerifyResponse(
