@@ -2,7 +2,8 @@
 (KMIP 1.1, 1.4 and 2.0 over mutual TLS), and the keys it gets back work: the private key signs
 locally (``cryptography``) and the public key verifies the signature.
 
-The client is configured as in ``test_pykmip_client.py``.
+The client is configured as in ``test_pykmip_client.py``. PyKMIP's client has no Query; the
+Query answer is checked with kmipd's own codec.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from kmip.pie import objects
 from kmip.pie.client import ProxyKmipClient
 from kmip.pie.exceptions import KmipOperationFailure
 
+from kmipd.protocol._generated import ObjectType, Operation, QueryFunction
+from kmipd.protocol.payloads import QueryRequest
+from tests.support.kmip import ok as kmip_ok
+from tests.support.kmip import request as kmip_request
 from tests.support.server import KmipdServer, init_server
 
 VERSIONS = [KMIPVersion.KMIP_1_1, KMIPVersion.KMIP_1_4, KMIPVersion.KMIP_2_0]
@@ -151,3 +156,19 @@ def test_register_and_get_private_key(client: ProxyKmipClient) -> None:
     signature = fetched.sign(MESSAGE, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg, union-attr]
     key.public_key().verify(signature, MESSAGE, padding.PKCS1v15(), hashes.SHA256())
     client.destroy(uid)
+
+
+def test_query_reports_create_key_pair_and_the_key_objects(server: KmipdServer) -> None:
+    for version in ((1, 4), (2, 1)):
+        request = kmip_request(
+            Operation.QUERY,
+            QueryRequest(
+                query_functions=[QueryFunction.QUERY_OPERATIONS, QueryFunction.QUERY_OBJECTS]
+            ),
+            version,
+        )
+        answer = kmip_ok(server.call(request))
+        assert Operation.CREATE_KEY_PAIR in answer.operations
+        assert {ObjectType.PRIVATE_KEY, ObjectType.PUBLIC_KEY, ObjectType.CERTIFICATE} <= set(
+            answer.object_types
+        )

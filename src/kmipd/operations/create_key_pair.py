@@ -144,19 +144,24 @@ def key_spec(stored: AttributeSet) -> KeySpec:
         raise KmipError(
             ResultReason.MISSING_DATA, "a key pair needs a Cryptographic Algorithm (RSA or EC)"
         )
+    if not _is_integer(algorithm):
+        raise KmipError(ResultReason.INVALID_FIELD, "the Cryptographic Algorithm is malformed")
+    if length is not None and not _is_integer(length):
+        raise KmipError(ResultReason.INVALID_FIELD, "the Cryptographic Length is malformed")
+    bits = None if length is None else int(length)
     if algorithm == A.RSA:
-        if length is None:
+        if bits is None:
             raise KmipError(
                 ResultReason.MISSING_DATA, "an RSA key pair needs a Cryptographic Length"
             )
-        if length not in asymmetric.RSA_LENGTHS:
+        if bits not in asymmetric.RSA_LENGTHS:
             raise KmipError(
                 ResultReason.INVALID_FIELD,
                 "RSA key pairs are generated with 2048, 3072 or 4096 bits",
             )
-        return KeySpec(A.RSA, int(length))
+        return KeySpec(A.RSA, bits)
     if algorithm in asymmetric.EC_ALGORITHMS:
-        curve = _curve(domain, length)
+        curve = _curve(domain, bits)
         return KeySpec(int(algorithm), curve_length(curve), curve)
     if algorithm in _NOT_GENERATED:
         raise KmipError(
@@ -169,12 +174,12 @@ def key_spec(stored: AttributeSet) -> KeySpec:
     )
 
 
-def _curve(domain: object, length: object) -> RecommendedCurve:
+def _curve(domain: object, length: int | None) -> RecommendedCurve:
     curve: RecommendedCurve | None = None
     if isinstance(domain, Item):
         found = domain.find(Tag.RECOMMENDED_CURVE)
         if found is not None:
-            if found.value not in asymmetric.CURVES:
+            if not _is_integer(found.value) or found.value not in asymmetric.CURVES:
                 raise KmipError(
                     ResultReason.INVALID_FIELD, "EC key pairs are generated on P-256 or P-384"
                 )
@@ -185,7 +190,7 @@ def _curve(domain: object, length: object) -> RecommendedCurve:
                 ResultReason.MISSING_DATA,
                 "an EC key pair needs a Cryptographic Length or a Recommended Curve",
             )
-        if not isinstance(length, int) or length not in asymmetric.CURVE_FOR_LENGTH:
+        if length not in asymmetric.CURVE_FOR_LENGTH:
             raise KmipError(
                 ResultReason.INVALID_FIELD, "EC key pairs are generated with 256 or 384 bits"
             )
@@ -196,6 +201,11 @@ def _curve(domain: object, length: object) -> RecommendedCurve:
             "the Cryptographic Length does not match the Recommended Curve",
         )
     return curve
+
+
+def _is_integer(value: object) -> bool:
+    """An Integer or Enumeration value: a client may send any item type under any name."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def curve_length(curve: RecommendedCurve) -> int:

@@ -27,7 +27,7 @@ from kmipd.protocol.payloads import (
     QueryRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, Item
+from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
 from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import NOW, EngineHarness
 
@@ -300,3 +300,35 @@ def test_a_server_attribute_is_refused(kmip: EngineHarness) -> None:
 def test_query_reports_create_key_pair(kmip: EngineHarness) -> None:
     result = kmip.call(Operation.QUERY, QueryRequest(query_functions=[1]))  # Query Operations
     assert Operation.CREATE_KEY_PAIR in result.payload.operations
+
+
+@pytest.mark.parametrize(
+    "common",
+    [
+        [algorithm(A.RSA), Attribute("Cryptographic Length", "2048", None, TEXT_STRING)],
+        [Attribute("Cryptographic Algorithm", "RSA", None, TEXT_STRING), length(2048)],
+        [
+            algorithm(A.EC),
+            length(256),
+            Attribute(
+                "Cryptographic Domain Parameters",
+                Item(
+                    Tag.CRYPTOGRAPHIC_DOMAIN_PARAMETERS,
+                    STRUCTURE,
+                    [Item(Tag.RECOMMENDED_CURVE, TEXT_STRING, "P-256")],
+                ),
+                None,
+                STRUCTURE,
+            ),
+        ],
+    ],
+    ids=["length-as-text", "algorithm-as-text", "curve-as-text"],
+)
+def test_values_of_the_wrong_type_are_invalid_field(
+    kmip: EngineHarness, common: list[Attribute]
+) -> None:
+    result = kmip.call(
+        Operation.CREATE_KEY_PAIR, pair_request(common, version=(1, 4)), version=(1, 4)
+    )
+    assert result.result_status == ResultStatus.OPERATION_FAILED
+    assert result.result_reason == ResultReason.INVALID_FIELD, result.result_message
