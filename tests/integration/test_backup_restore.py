@@ -41,7 +41,7 @@ from kmipd.cli.main import main
 from kmipd.protocol._generated import ResultReason, ResultStatus
 from kmipd.store import migrations
 from kmipd.store.store import Store
-from tests.support import kmip
+from tests.support import admin, kmip
 from tests.support.postgres import fresh_database
 from tests.support.server import KmipdServer, free_port, init_server
 
@@ -207,6 +207,13 @@ def test_online_backup_under_load_restores_every_key(tmp_path: Path, store_url: 
         target.start()
         try:
             found, missing = read_all(target, server, load.keys)
+            # The backup's API keys work on the restored node, and so does the new one.
+            with admin.https_client(target) as http:
+                for credential in (server.admin_api_key, target.admin_api_key):
+                    reply = http.get("/admin/v1/instances", headers=admin.bearer(credential))
+                    assert reply.status_code == 200, reply.text
+                    names = {i["name"] for i in reply.json()["instances"]}
+                    assert names == {"default", "tenant"}
         finally:
             target.stop()
         assert TRACEBACK not in target.log()
@@ -459,14 +466,20 @@ def test_scheduled_backups_are_made_and_pruned(tmp_path: Path) -> None:
     manifest, _ = archive.read(kept[-1])
     assert manifest.schema_version == migrations.LATEST
     restored = restore(
-        kept[-1], tmp_path / "restored", master_key=server.data_dir / "keyring" / "master.key"
+        kept[-1],
+        tmp_path / "restored",
+        "--pki",
+        str(server.data_dir / "pki"),
+        master_key=server.data_dir / "keyring" / "master.key",
     )
     assert restored.returncode == 0, output(restored)
     target = restored_server(tmp_path / "restored")
+    # --pki: the old CA and server certificate are kept, so clients need no new trust.
+    assert target.ca.read_bytes() == server.ca.read_bytes()
+    assert (target.data_dir / "pki" / "server-key.pem").stat().st_mode & 0o777 == 0o600
     target.start()
     try:
-        context = target.tls_context(certificate=server.credentials())
-        with target.connect(context=context) as connection:
+        with target.connect(context=server.tls_context()) as connection:
             assert kmip.key_material(connection.call(kmip.get(uid))) == material
     finally:
         target.stop()
