@@ -21,17 +21,29 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kmipd.protocol._generated import (
+    BlockCipherMode,
+    DigitalSignatureAlgorithm,
     KeyFormatType,
     ObjectType,
     Operation,
     RevocationReasonCode,
     SecretDataType,
+    Tag,
 )
 from kmipd.protocol.attributes import Attribute, TemplateAttribute
+from kmipd.protocol.crypto_payloads import (
+    DecryptRequest,
+    EncryptRequest,
+    MacRequest,
+    MacVerifyRequest,
+    SignatureVerifyRequest,
+    SignRequest,
+)
 from kmipd.protocol.objects import (
     KeyBlock,
     KeyValue,
     PrivateKey,
+    PublicKey,
     RevocationReason,
     SecretData,
     SymmetricKey,
@@ -46,7 +58,7 @@ from kmipd.protocol.payloads import (
     RevokeRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import ENUMERATION, INTEGER, TEXT_STRING
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
 from tests.support import kmip
 from tests.support.admin import bearer, https_client
 from tests.support.server import KmipdServer
@@ -381,3 +393,211 @@ def test_no_private_key_bytes_on_disk_in_logs_or_errors(kmipd_server: KmipdServe
     # The scan finds a private key where there is one (the test can fail).
     planted = {"planted": b"x" + canaries["rsa pair d"] + b"y"}
     assert scan(planted, {"rsa pair d": canaries["rsa pair d"]})
+
+
+# -- server-side cryptography ------------------------------------------------------------------
+
+HMAC_SHA256 = 9  # Cryptographic Algorithm value
+
+
+def _parameters(**enums: int) -> Item:
+    """Cryptographic Parameters with enumeration fields: block_cipher_mode=GCM..."""
+    return Item(
+        Tag.CRYPTOGRAPHIC_PARAMETERS,
+        STRUCTURE,
+        [Item(getattr(Tag, name.upper()), ENUMERATION, value) for name, value in enums.items()],
+    )
+
+
+def _register_key(
+    object_type: ObjectType, body: Any, mask: int, algorithm: int | None = None
+) -> bytes:
+    attributes = [Attribute("Cryptographic Usage Mask", mask, None, INTEGER)]
+    if algorithm is not None:
+        attributes.append(Attribute("Cryptographic Algorithm", algorithm, None, ENUMERATION))
+    return kmip.request(
+        Operation.REGISTER,
+        RegisterRequest(
+            object_type=object_type,
+            template_attribute=TemplateAttribute(attributes=attributes),
+            managed_object=body,
+        ),
+    )
+
+
+def test_no_key_or_plaintext_bytes_from_server_side_crypto(kmipd_server: KmipdServer) -> None:
+    """Encrypt, Decrypt, MAC, MAC Verify, Sign and Signature Verify with canary keys, and
+    refusals of each: neither the keys nor the plaintext given to Encrypt reach a file of
+    the data directory (database, logs at debug level, audit) or an error answer."""
+    server = kmipd_server
+    aes_key, hmac_key, plaintext = os.urandom(32), os.urandom(32), os.urandom(48)
+    signer = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    canaries = {"aes": aes_key, "hmac": hmac_key, "plaintext": plaintext}
+    canaries.update(_private_canaries("signer", signer))
+    signer_der = canaries["signer PKCS#1/SEC1"]
+    public_der = signer.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+    )
+    errors: dict[str, bytes] = {}
+
+    def raw(material: bytes, algorithm: int, fmt: KeyFormatType = KeyFormatType.RAW) -> KeyBlock:
+        return KeyBlock(
+            key_format_type=fmt,
+            key_value=KeyValue(key_material=material),
+            cryptographic_algorithm=algorithm,
+            cryptographic_length=len(material) * 8 if fmt == KeyFormatType.RAW else 2048,
+        )
+
+    gcm = _parameters(block_cipher_mode=BlockCipherMode.GCM)
+    pkcs1 = _parameters(
+        digital_signature_algorithm=DigitalSignatureAlgorithm.SHA_256_WITH_RSA_ENCRYPTION
+    )
+    with server.connect() as connection:
+        uids = {
+            "aes": kmip.created_uid(connection.call(register_aes(aes_key))),
+            "hmac": kmip.created_uid(
+                connection.call(
+                    _register_key(
+                        ObjectType.SYMMETRIC_KEY,
+                        SymmetricKey(raw(hmac_key, HMAC_SHA256)),
+                        128 | 256,  # MAC Generate | MAC Verify
+                    )
+                )
+            ),
+            "private": kmip.created_uid(
+                connection.call(
+                    _register_key(
+                        ObjectType.PRIVATE_KEY,
+                        PrivateKey(raw(signer_der, RSA, KeyFormatType.PKCS_1)),
+                        1,  # Sign
+                    )
+                )
+            ),
+            "public": kmip.created_uid(
+                connection.call(
+                    _register_key(
+                        ObjectType.PUBLIC_KEY,
+                        PublicKey(raw(public_der, RSA, KeyFormatType.PKCS_1)),
+                        2,  # Verify
+                    )
+                )
+            ),
+        }
+        for uid in uids.values():
+            kmip.ok(connection.call(kmip.request(Operation.ACTIVATE, UidRequest(uid))))
+
+        iv = os.urandom(12)
+        sealed = kmip.ok(
+            connection.call(
+                kmip.request(
+                    Operation.ENCRYPT,
+                    EncryptRequest(
+                        unique_identifier=uids["aes"],
+                        cryptographic_parameters=gcm,
+                        data=plaintext,
+                        iv_counter_nonce=iv,
+                    ),
+                )
+            )
+        )
+        opened = kmip.ok(
+            connection.call(
+                kmip.request(
+                    Operation.DECRYPT,
+                    DecryptRequest(
+                        unique_identifier=uids["aes"],
+                        cryptographic_parameters=gcm,
+                        data=sealed.data,
+                        iv_counter_nonce=iv,
+                        authenticated_encryption_tag=sealed.authenticated_encryption_tag,
+                    ),
+                )
+            )
+        )
+        assert opened.data == plaintext  # the canary really went through the server
+        mac = kmip.ok(
+            connection.call(
+                kmip.request(
+                    Operation.MAC, MacRequest(unique_identifier=uids["hmac"], data=plaintext)
+                )
+            )
+        ).mac_data
+        kmip.ok(
+            connection.call(
+                kmip.request(
+                    Operation.MAC_VERIFY,
+                    MacVerifyRequest(unique_identifier=uids["hmac"], data=plaintext, mac_data=mac),
+                )
+            )
+        )
+        signature = kmip.ok(
+            connection.call(
+                kmip.request(
+                    Operation.SIGN,
+                    SignRequest(
+                        unique_identifier=uids["private"],
+                        cryptographic_parameters=pkcs1,
+                        data=plaintext,
+                    ),
+                )
+            )
+        ).signature_data
+        kmip.ok(
+            connection.call(
+                kmip.request(
+                    Operation.SIGNATURE_VERIFY,
+                    SignatureVerifyRequest(
+                        unique_identifier=uids["public"],
+                        cryptographic_parameters=pkcs1,
+                        data=plaintext,
+                        signature_data=signature,
+                    ),
+                )
+            )
+        )
+
+        # Refusals that hold the key or the plaintext in hand: none may echo them.
+        for label, refused in {
+            "tampered tag": DecryptRequest(
+                unique_identifier=uids["aes"],
+                cryptographic_parameters=gcm,
+                data=sealed.data,
+                iv_counter_nonce=iv,
+                authenticated_encryption_tag=bytes(16),
+            ),
+            "no IV": EncryptRequest(
+                unique_identifier=uids["aes"],
+                cryptographic_parameters=_parameters(block_cipher_mode=BlockCipherMode.CBC),
+                data=plaintext,
+            ),
+            "unsupported mode": EncryptRequest(
+                unique_identifier=uids["aes"],
+                cryptographic_parameters=_parameters(block_cipher_mode=BlockCipherMode.CFB),
+                data=plaintext,
+            ),
+            "MAC with an AES key": MacRequest(unique_identifier=uids["aes"], data=plaintext),
+            "sign with a public key": SignRequest(
+                unique_identifier=uids["public"], cryptographic_parameters=pkcs1, data=plaintext
+            ),
+        }.items():
+            operation = {
+                DecryptRequest: Operation.DECRYPT,
+                EncryptRequest: Operation.ENCRYPT,
+                MacRequest: Operation.MAC,
+                SignRequest: Operation.SIGN,
+            }[type(refused)]
+            response = connection.call(kmip.request(operation, refused))
+            assert kmip.item(response).result_status != 0, label
+            errors[f"error answer to {label}"] = response
+
+    while_serving = snapshot(server.data_dir)
+    server.stop()
+    after_stop = snapshot(server.data_dir)
+    assert after_stop.get("serve.log")
+    files = {f"{name} (serving)": content for name, content in while_serving.items()}
+    files.update({f"{name} (stopped)": content for name, content in after_stop.items()})
+    files.update(errors)
+    assert scan(files, canaries) == []
+    # The scan finds the plaintext where there is one (the test can fail).
+    planted = {"planted": b"x" + plaintext.hex().encode() + b"y"}
+    assert scan(planted, {"plaintext": plaintext})
