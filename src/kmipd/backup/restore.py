@@ -93,8 +93,13 @@ def restore(source: Path, data_dir: Path, options: RestoreOptions) -> RestoreRes
         )
     data_dir = data_dir.resolve()
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
-        raise RestoreRefused(f"{data_dir} is not empty; restore into a new directory")
+        raise RestoreRefused(f"{data_dir} is not an empty directory; restore into a new one")
     _check_pki_dir(options.pki_dir)
+    if options.store_url is not None:
+        try:
+            Store.from_url(options.store_url, base=data_dir)
+        except StoreError as exc:
+            raise RestoreRefused(f"--store: {exc}", bad_input=True) from None
     with _workdir() as workdir:
         settings = _settings(members[archive.CONFIG], data_dir, options, workdir)
         keyring_file = _keyring_copy(members.get(archive.KEYRING), workdir)
@@ -105,6 +110,9 @@ def restore(source: Path, data_dir: Path, options: RestoreOptions) -> RestoreRes
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             return _build(settings, manifest, members, store_file, keyring_file, checked, options)
+        except OSError as exc:
+            _remove_contents(data_dir, remove_itself=made)
+            raise RestoreRefused(f"cannot write {exc.filename}: {exc.strerror}") from None
         except BaseException:
             _remove_contents(data_dir, remove_itself=made)
             raise

@@ -95,18 +95,13 @@ def _from_postgres(url: str) -> Snapshot:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             row = conn.execute("SELECT current_setting('transaction_isolation')").fetchone()
             assert row is not None and row[0] == "repeatable read", row
-            version = _postgres_schema_version(conn)
+            _check_version(_postgres_schema_version(conn), redact(url))
             rows = {table: _postgres_rows(conn, table) for table in DATA_TABLES}
             found = conn.execute("SELECT document FROM keyring_document WHERE id = 1").fetchone()
     except psycopg.Error as exc:
         raise SnapshotFailed(
             f"cannot read PostgreSQL database {redact(url)}: {type(exc).__name__}"
         ) from None
-    if version != migrations.LATEST:
-        raise SnapshotFailed(
-            f"the database schema is version {version}, this kmipd backs up version "
-            f"{migrations.LATEST}: back it up with the kmipd release that serves it"
-        )
     document = json.loads(found[0]) if found else None
     keyring = _keyring_bytes(document, f"the keyring in {redact(url)}")
     with _workdir() as workdir:
@@ -121,6 +116,17 @@ def _from_postgres(url: str) -> Snapshot:
         finally:
             db.close()
         return Snapshot(path.read_bytes(), keyring, "postgresql")
+
+
+def _check_version(version: int | None, where: str) -> None:
+    if version is None:
+        raise SnapshotFailed(f"PostgreSQL database {where} holds no kmipd setup")
+    if version != migrations.LATEST:
+        raise SnapshotFailed(
+            f"the schema of PostgreSQL database {where} is version {version}, this kmipd "
+            f"backs up version {migrations.LATEST}: back it up with the kmipd release that "
+            "serves it"
+        )
 
 
 def _postgres_schema_version(conn: Any) -> int | None:

@@ -21,6 +21,7 @@ from kmipd.backup.restore import RestoreOptions, RestoreRefused, restore
 from kmipd.cli.errors import EXIT_FAILED, EXIT_USAGE, CommandError
 from kmipd.keys.keyring import KEYRING_DIR, KeyringError
 from kmipd.keys.master_key import MASTER_KEY_ENV, MASTER_KEY_FILE
+from kmipd.store.postgres_database import redact
 from kmipd.store.store import StoreError
 
 
@@ -113,7 +114,7 @@ def run_restore(args: argparse.Namespace) -> int:
     print(
         f"kmipd: restored {args.source} (made {time_of(result.manifest)} by kmipd "
         f"{result.manifest.kmipd_version}) into {s.data_dir}: {rows}; store "
-        f"{s.store.url}; KMIP port {s.kmip.port}, HTTPS port {s.https.port}"
+        f"{redact(s.store.url)}; KMIP port {s.kmip.port}, HTTPS port {s.https.port}"
     )
     if result.new_pki:
         print(
