@@ -133,3 +133,13 @@ def test_log_format_changes_live(server: KmipdServer) -> None:
         e["level"] == "warning" and "kmip.port changed in kmipd.toml: restart" in e["message"]
         for e in entries
     ), entries
+
+
+def test_an_unknown_log_format_is_refused_on_reload(server: KmipdServer) -> None:
+    text = (server.data_dir / "kmipd.toml").read_text(encoding="utf-8")
+    (server.data_dir / "kmipd.toml").write_text(
+        text.replace('format = "text"', 'format = "xml"'), encoding="utf-8"
+    )
+    _sighup(server, "reload refused")
+    assert "log.format must be one of text, json, got 'xml'" in server.log()
+    kmip.ok(server.call(kmip.discover_versions()))
