@@ -6,6 +6,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -55,31 +56,20 @@ def encrypt(
     aad: bytes | None,
 ) -> Sealed:
     algorithm = _algorithm(algorithm, params)
-    chosen = None
-    if params.random_iv:
-        if iv is not None:
-            raise bad_parameters("Random IV is set and an IV/Counter/Nonce is given: give one")
-        iv = chosen = secrets.token_bytes(_random_iv_bytes(algorithm, params))
-    if algorithm == Alg.CHACHA20POLY1305:
+    if algorithm in (Alg.CHACHA20, Alg.CHACHA20POLY1305):
+        chosen = None
+        if params.random_iv:
+            _no_iv_with_random_iv(iv)
+            iv = chosen = secrets.token_bytes(_random_iv_bytes(algorithm, params))
+        if algorithm == Alg.CHACHA20:
+            _no_aead_fields(aad, None)
+            return Sealed(_chacha20(key, _require_iv(iv), data), chosen)
         data, tag = _chacha20_poly1305_seal(key, params, data, _require_iv(iv), aad or b"")
         return Sealed(data, chosen, tag)
-    if algorithm == Alg.CHACHA20:
-        return Sealed(_chacha20(key, _require_iv(iv), data), chosen)
-    mode = _mode(algorithm, params)
-    if mode == Mode.GCM:
-        tag_length = _tag_length(params)
-        encryptor = _cipher(algorithm, key, modes.GCM(_gcm_iv(iv))).encryptor()
-        if aad:
-            encryptor.authenticate_additional_data(aad)
-        out = encryptor.update(data) + encryptor.finalize()
-        return Sealed(out, chosen, encryptor.tag[:tag_length])
-    _no_aead_fields(aad, None)
-    if mode in _PADDED_MODES and params.padding_method == PaddingMethod.PKCS5:
-        padder = padding.PKCS7(_BLOCK_BITS[algorithm]).padder()
-        data = padder.update(data) + padder.finalize()
-    _check_block_multiple(algorithm, mode, data)
-    encryptor = _cipher(algorithm, key, _plain_mode(algorithm, mode, iv)).encryptor()
-    return Sealed(encryptor.update(data) + encryptor.finalize(), chosen)
+    stream = begin(algorithm, key, params, iv, aad, encrypting=True)
+    head = stream.update(data)
+    tail = stream.finish(None)
+    return Sealed(head + tail.data, tail.iv, tail.tag)
 
 
 def decrypt(
@@ -95,34 +85,141 @@ def decrypt(
     if algorithm == Alg.CHACHA20POLY1305:
         return _chacha20_poly1305_open(key, params, data, _require_iv(iv), aad or b"", tag)
     if algorithm == Alg.CHACHA20:
+        _no_aead_fields(aad, tag)
         return _chacha20(key, _require_iv(iv), data)
-    mode = _mode(algorithm, params)
-    if mode == Mode.GCM:
-        tag_length = _tag_length(params)
-        if tag is None:
-            raise bad_parameters("GCM decryption needs the Authenticated Encryption Tag")
-        if len(tag) != tag_length:
-            raise bad_parameters(f"the tag is {len(tag)} bytes; Tag Length says {tag_length}")
-        gcm = modes.GCM(_gcm_iv(iv), tag, min_tag_length=tag_length)
-        decryptor = _cipher(algorithm, key, gcm).decryptor()
-        if aad:
-            decryptor.authenticate_additional_data(aad)
-        out = decryptor.update(data)
+    stream = begin(algorithm, key, params, iv, aad, encrypting=False)
+    head = stream.update(data)
+    return head + stream.finish(tag).data
+
+
+class CipherStream:
+    """One AES or Triple DES encryption or decryption, fed in parts: :meth:`update` per
+    part, :meth:`finish` after the last (KMIP Init Indicator ... Final Indicator)."""
+
+    def __init__(
+        self,
+        context: Any,
+        *,
+        encrypting: bool,
+        block_bits: int,
+        padded: bool,
+        tag_length: int | None,
+        chosen_iv: bytes | None,
+    ) -> None:
+        self._context = context
+        self._encrypting = encrypting
+        self._tag_length = tag_length
+        self._chosen_iv = chosen_iv
+        self._padder = None
+        if padded:
+            pkcs7 = padding.PKCS7(block_bits)
+            self._padder = pkcs7.padder() if encrypting else pkcs7.unpadder()
+
+    @property
+    def chosen_iv(self) -> bytes | None:
+        """The IV the server chose (Random IV), to give the client with the first part."""
+        return self._chosen_iv
+
+    def update(self, data: bytes) -> bytes:
         try:
-            return out + decryptor.finalize()
-        except InvalidTag:
-            raise failed("the authentication tag does not match") from None
-    _no_aead_fields(aad, tag)
-    _check_block_multiple(algorithm, mode, data)
-    decryptor = _cipher(algorithm, key, _plain_mode(algorithm, mode, iv)).decryptor()
-    out = decryptor.update(data) + decryptor.finalize()
-    if mode in _PADDED_MODES and params.padding_method == PaddingMethod.PKCS5:
-        unpadder = padding.PKCS7(_BLOCK_BITS[algorithm]).unpadder()
+            if self._encrypting:
+                if self._padder is not None:
+                    data = self._padder.update(data)
+                return self._context.update(data)  # type: ignore[no-any-return]
+            out = self._context.update(data)
+            return self._padder.update(out) if self._padder is not None else out
+        except ValueError as exc:
+            raise bad_parameters(f"the data does not suit the mode: {exc}") from None
+
+    def finish(self, tag: bytes | None) -> Sealed:
+        """The last output; for encryption also the IV the server chose and the tag."""
+        if self._encrypting:
+            if tag is not None:
+                raise bad_parameters("an Authenticated Encryption Tag is only given to decrypt")
+            out = self.update(b"") if self._padder is None else self._pad_tail()
+            out += self._final()
+            produced = self._context.tag[: self._tag_length] if self._tag_length else None
+            return Sealed(out, self._chosen_iv, produced)
+        if self._tag_length is None:
+            if tag is not None:
+                raise bad_parameters("an Authenticated Encryption Tag applies to GCM only")
+            out = self._final()
+        else:
+            if tag is None or len(tag) != self._tag_length:
+                raise bad_parameters(
+                    f"GCM decryption needs the {self._tag_length}-byte Authenticated Encryption Tag"
+                )
+            try:
+                out = self._context.finalize_with_tag(tag)
+            except InvalidTag:
+                raise failed("the authentication tag does not match") from None
+        if self._padder is None:
+            return Sealed(out)
         try:
-            out = unpadder.update(out) + unpadder.finalize()
+            return Sealed(self._padder.update(out) + self._padder.finalize())
         except ValueError:
             raise failed("the decrypted data does not end in valid PKCS#5 padding") from None
-    return out
+
+    def _pad_tail(self) -> bytes:
+        assert self._padder is not None
+        return self._context.update(self._padder.finalize())  # type: ignore[no-any-return]
+
+    def _final(self) -> bytes:
+        try:
+            return self._context.finalize()  # type: ignore[no-any-return]
+        except ValueError:
+            raise bad_parameters(
+                "the data is not a whole number of blocks: ask for PKCS5 padding"
+            ) from None
+
+
+def begin(
+    algorithm: int,
+    key: bytes,
+    params: CryptoParams,
+    iv: bytes | None,
+    aad: bytes | None,
+    *,
+    encrypting: bool,
+    multipart: bool = False,
+) -> CipherStream:
+    """Start an AES or Triple DES operation. ``multipart``: the data will come in several
+    parts (XTS cannot be split)."""
+    algorithm = _algorithm(algorithm, params)
+    if algorithm not in _MODES:
+        raise unsupported("multi-part encryption supports AES and Triple DES only")
+    mode = _mode(algorithm, params)
+    if multipart and mode == Mode.XTS:
+        raise unsupported("XTS data cannot be sent in parts")
+    chosen = None
+    if encrypting and params.random_iv:
+        _no_iv_with_random_iv(iv)
+        iv = chosen = secrets.token_bytes(_random_iv_bytes(algorithm, params))
+    tag_length = None
+    if mode == Mode.GCM:
+        tag_length = _tag_length(params)
+        gcm = modes.GCM(_gcm_iv(iv), min_tag_length=tag_length)
+        cipher = _cipher(algorithm, key, gcm)
+        context = cipher.encryptor() if encrypting else cipher.decryptor()
+        if aad:
+            context.authenticate_additional_data(aad)
+    else:
+        _no_aead_fields(aad, None)
+        cipher = _cipher(algorithm, key, _plain_mode(algorithm, mode, iv))
+        context = cipher.encryptor() if encrypting else cipher.decryptor()
+    return CipherStream(
+        context,
+        encrypting=encrypting,
+        block_bits=_BLOCK_BITS[algorithm],
+        padded=mode in _PADDED_MODES and params.padding_method == PaddingMethod.PKCS5,
+        tag_length=tag_length,
+        chosen_iv=chosen,
+    )
+
+
+def _no_iv_with_random_iv(iv: bytes | None) -> None:
+    if iv is not None:
+        raise bad_parameters("Random IV is set and an IV/Counter/Nonce is given: give one")
 
 
 def _algorithm(key_algorithm: int, params: CryptoParams) -> int:
@@ -172,14 +269,6 @@ def _plain_mode(algorithm: int, mode: int, iv: bytes | None) -> modes.Mode:
     if mode == Mode.CTR:
         return modes.CTR(iv)
     return modes.XTS(iv)
-
-
-def _check_block_multiple(algorithm: int, mode: int, data: bytes) -> None:
-    block = _BLOCK_BITS[algorithm] // 8
-    if mode in _PADDED_MODES and len(data) % block:
-        raise bad_parameters(f"the data is not a multiple of {block} bytes: ask for PKCS5 padding")
-    if mode == Mode.XTS and len(data) < block:
-        raise bad_parameters(f"XTS needs at least {block} bytes of data")
 
 
 def _require_iv(iv: bytes | None) -> bytes:

@@ -14,16 +14,21 @@ from enum import Enum
 
 from kmipd.crypto.errors import CryptoError
 from kmipd.crypto.params import CryptoParams, parse
+from kmipd.crypto.streams import IDLE_SECONDS as STREAMS_IDLE_SECONDS
+from kmipd.crypto.streams import STREAMS, OpenStream
+from kmipd.crypto.symmetric import Sealed, begin
 from kmipd.keys import asymmetric
-from kmipd.operations._common import load, update
+from kmipd.operations._common import load, resolve_uid, update
 from kmipd.protocol._generated import (
     CryptographicUsageMask,
     ObjectType,
+    Operation,
     ResultReason,
     State,
     Tag,
     UsageLimitsUnit,
 )
+from kmipd.protocol.crypto_payloads import DecryptRequest, EncryptRequest
 from kmipd.protocol.objects import KeyBlock, KeyValue
 from kmipd.protocol.ttlv import LONG_INTEGER, STRUCTURE, Item
 from kmipd.service.context import RequestContext
@@ -221,6 +226,98 @@ def request_params(requested: Item | None, key: UsableKey) -> CryptoParams:
     """The request's Cryptographic Parameters over the key's own."""
     with crypto_errors():
         return parse(requested).over(key.params)
+
+
+def is_multipart(
+    correlation_value: bytes | None, init_indicator: bool | None, final_indicator: bool | None
+) -> bool:
+    """A part of a multi-part operation, not the whole (both indicators set: the whole)."""
+    return correlation_value is not None or bool(init_indicator) != bool(final_indicator)
+
+
+@dataclass(slots=True)
+class Part:
+    """What one part of a multi-part Encrypt or Decrypt answers."""
+
+    uid: str
+    output: Sealed
+    correlation_value: bytes | None  # None once the last part is done
+
+
+async def cipher_part(
+    ctx: RequestContext, request: EncryptRequest | DecryptRequest, use: Use
+) -> Part:
+    """One part of a multi-part Encrypt or Decrypt (AES or Triple DES). The key is checked
+    again for every part: revoking it stops a stream, and each part counts against its
+    Usage Limits."""
+    data = require_data(request.data)
+    operation = Operation.ENCRYPT if use is ENCRYPT else Operation.DECRYPT
+    correlation = request.correlation_value
+    if correlation is None:
+        if not request.init_indicator:
+            raise KmipError(
+                ResultReason.INVALID_MESSAGE,
+                "a part after the first needs the Correlation Value of the first answer",
+            )
+        key = await usable_key(ctx, request.unique_identifier, use, len(data))
+        if key.obj.object_type != ObjectType.SYMMETRIC_KEY:
+            raise KmipError(
+                ResultReason.FEATURE_NOT_SUPPORTED, "multi-part operations need a symmetric key"
+            )
+        params = request_params(request.cryptographic_parameters, key)
+        with crypto_errors():
+            cipher = begin(
+                key.algorithm or 0,
+                key.secret(),
+                params,
+                request.iv_counter_nonce,
+                request.authenticated_encryption_additional_data,
+                encrypting=use is ENCRYPT,
+                multipart=True,
+            )
+        stream = OpenStream(operation, key.obj.uid, cipher, ctx.now)
+        first_iv = cipher.chosen_iv
+    else:
+        if request.init_indicator:
+            raise KmipError(
+                ResultReason.INVALID_MESSAGE, "Init Indicator starts a stream: no Correlation Value"
+            )
+        found = STREAMS.take(ctx.instance, correlation, ctx.now)
+        if found is None or found.operation != operation:
+            raise KmipError(
+                ResultReason.INVALID_CORRELATION_VALUE
+                if ctx.version >= (2, 0)
+                else ResultReason.INVALID_FIELD,
+                "no open multi-part operation has this Correlation Value (it finished, was "
+                f"idle over {STREAMS_IDLE_SECONDS} s, or began on another node)",
+            )
+        stream = found
+        if request.unique_identifier is not None and (
+            resolve_uid(ctx, request.unique_identifier) != stream.uid
+        ):
+            raise KmipError(ResultReason.INVALID_FIELD, "the stream was begun with another key")
+        key = await usable_key(ctx, stream.uid, use, len(data))
+        first_iv = None
+    with crypto_errors():
+        out = stream.cipher.update(data)
+        last = (
+            stream.cipher.finish(
+                request.authenticated_encryption_tag
+                if isinstance(request, DecryptRequest)
+                else None
+            )
+            if request.final_indicator
+            else None
+        )
+    await consume(ctx, key, len(data))
+    if last is not None:
+        return Part(stream.uid, Sealed(out + last.data, first_iv or last.iv, last.tag), None)
+    stream.last_used = ctx.now
+    if correlation is None:
+        correlation = STREAMS.open(ctx.instance, stream)
+    else:
+        STREAMS.keep(ctx.instance, correlation, stream)
+    return Part(stream.uid, Sealed(out, first_iv), correlation)
 
 
 def refuse_streaming(

@@ -1,13 +1,15 @@
-"""Decrypt: data under a symmetric key or an RSA private key (KMIP 1.4 §4.30, 2.1 §6.1.13)."""
+"""Decrypt: data under a symmetric key or an RSA private key (KMIP 1.4 §4.30, 2.1 §6.1.13);
+with a symmetric key also in parts (Init Indicator, Correlation Value, Final Indicator)."""
 
 from __future__ import annotations
 
 from kmipd.crypto import asymmetric, symmetric
 from kmipd.operations._crypto import (
     DECRYPT,
+    cipher_part,
     consume,
     crypto_errors,
-    refuse_streaming,
+    is_multipart,
     request_params,
     require_data,
     usable_key,
@@ -20,7 +22,13 @@ OPERATION = Operation.DECRYPT
 
 
 async def handle(ctx: RequestContext, request: DecryptRequest) -> DecryptResponse:
-    refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
+    if is_multipart(request.correlation_value, request.init_indicator, request.final_indicator):
+        part = await cipher_part(ctx, request, DECRYPT)
+        return DecryptResponse(
+            unique_identifier=part.uid,
+            data=part.output.data,
+            correlation_value=part.correlation_value,
+        )
     data = require_data(request.data)
     key = await usable_key(ctx, request.unique_identifier, DECRYPT, len(data))
     params = request_params(request.cryptographic_parameters, key)

@@ -1,13 +1,15 @@
-"""Encrypt: data under a symmetric key or an RSA public key (KMIP 1.4 §4.29, 2.1 §6.1.18)."""
+"""Encrypt: data under a symmetric key or an RSA public key (KMIP 1.4 §4.29, 2.1 §6.1.18);
+with a symmetric key also in parts (Init Indicator, Correlation Value, Final Indicator)."""
 
 from __future__ import annotations
 
 from kmipd.crypto import asymmetric, symmetric
 from kmipd.operations._crypto import (
     ENCRYPT,
+    cipher_part,
     consume,
     crypto_errors,
-    refuse_streaming,
+    is_multipart,
     request_params,
     require_data,
     usable_key,
@@ -20,7 +22,15 @@ OPERATION = Operation.ENCRYPT
 
 
 async def handle(ctx: RequestContext, request: EncryptRequest) -> EncryptResponse:
-    refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
+    if is_multipart(request.correlation_value, request.init_indicator, request.final_indicator):
+        part = await cipher_part(ctx, request, ENCRYPT)
+        return EncryptResponse(
+            unique_identifier=part.uid,
+            data=part.output.data,
+            iv_counter_nonce=part.output.iv,
+            correlation_value=part.correlation_value,
+            authenticated_encryption_tag=part.output.tag,
+        )
     data = require_data(request.data)
     key = await usable_key(ctx, request.unique_identifier, ENCRYPT, len(data))
     params = request_params(request.cryptographic_parameters, key)

@@ -293,9 +293,84 @@ def test_bad_parameters_get_precise_reasons_per_version(kmip: EngineHarness) -> 
         Operation.ENCRYPT, EncryptRequest(unique_identifier=uid, cryptographic_parameters=ecb)
     )
     expect_failure(missing, ResultReason.INVALID_MESSAGE)
-    # Streaming is refused, not half-done.
-    streamed = encrypt(kmip, uid, bytes(16), cryptographic_parameters=ecb, init_indicator=True)
-    expect_failure(streamed, ResultReason.FEATURE_NOT_SUPPORTED)
+
+
+def test_multi_part_gcm_matches_one_shot_and_ends_its_stream(kmip: EngineHarness) -> None:
+    uid = aes_key(kmip)
+    gcm = params(block_cipher_mode=BlockCipherMode.GCM)
+    iv, aad = bytes(range(12)), b"header"
+    whole = encrypt(
+        kmip,
+        uid,
+        b"first part|second part",
+        cryptographic_parameters=gcm,
+        iv_counter_nonce=iv,
+        authenticated_encryption_additional_data=aad,
+    )
+    first = encrypt(
+        kmip,
+        uid,
+        b"first part|",
+        cryptographic_parameters=gcm,
+        iv_counter_nonce=iv,
+        authenticated_encryption_additional_data=aad,
+        init_indicator=True,
+    )
+    assert first.result_status == OK, first.result_message
+    correlation = first.payload.correlation_value
+    assert correlation and first.payload.authenticated_encryption_tag is None
+    last = encrypt(kmip, uid, b"second part", correlation_value=correlation, final_indicator=True)
+    assert last.result_status == OK, last.result_message
+    assert last.payload.correlation_value is None
+    assert first.payload.data + last.payload.data == whole.payload.data
+    assert last.payload.authenticated_encryption_tag == whole.payload.authenticated_encryption_tag
+    # The stream is over: its Correlation Value is unknown now.
+    again = encrypt(kmip, uid, b"more", correlation_value=correlation, final_indicator=True)
+    expect_failure(again, ResultReason.INVALID_CORRELATION_VALUE)
+    again_1_4 = encrypt(
+        kmip, uid, b"more", correlation_value=correlation, final_indicator=True, version=(1, 4)
+    )
+    expect_failure(again_1_4, ResultReason.INVALID_FIELD)
+
+    # Decrypting in parts, the tag with the last part.
+    opened = decrypt(
+        kmip,
+        uid,
+        whole.payload.data[:5],
+        cryptographic_parameters=gcm,
+        iv_counter_nonce=iv,
+        authenticated_encryption_additional_data=aad,
+        init_indicator=True,
+    )
+    rest = decrypt(
+        kmip,
+        uid,
+        whole.payload.data[5:],
+        correlation_value=opened.payload.correlation_value,
+        final_indicator=True,
+        authenticated_encryption_tag=whole.payload.authenticated_encryption_tag,
+    )
+    assert rest.result_status == OK, rest.result_message
+    assert opened.payload.data + rest.payload.data == b"first part|second part"
+
+    # A stream is the client's own: another instance does not find it.
+    kmip.add_instance("other")
+    begun = encrypt(
+        kmip, uid, b"x", cryptographic_parameters=gcm, iv_counter_nonce=iv, init_indicator=True
+    )
+    stolen = kmip.call(
+        Operation.ENCRYPT,
+        EncryptRequest(
+            data=b"y", correlation_value=begun.payload.correlation_value, final_indicator=True
+        ),
+        instance="other",
+    )
+    expect_failure(stolen, ResultReason.INVALID_CORRELATION_VALUE)
+    # MAC has no multi-part form in kmipd: refused, not half-done.
+    mac = kmip.call(
+        Operation.MAC, MacRequest(unique_identifier=uid, data=b"x", init_indicator=True)
+    )
+    expect_failure(mac, ResultReason.FEATURE_NOT_SUPPORTED)
 
 
 # --- who may use a key ---------------------------------------------------------------------
