@@ -26,6 +26,6 @@ async def handle(ctx: RequestContext, request: MacRequest) -> MacResponse:
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
         algorithm = digest.hmac_algorithm(key.algorithm, params)
-        mac_data = digest.mac(algorithm, key.material, data)
+        mac_data = digest.mac(algorithm, key.secret(), data)
     await consume(ctx, key, len(data))
     return MacResponse(unique_identifier=key.obj.uid, mac_data=mac_data)

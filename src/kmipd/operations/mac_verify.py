@@ -30,7 +30,7 @@ async def handle(ctx: RequestContext, request: MacVerifyRequest) -> MacVerifyRes
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
         algorithm = digest.hmac_algorithm(key.algorithm, params)
-        valid = digest.mac_matches(algorithm, key.material, data, mac_data)
+        valid = digest.mac_matches(algorithm, key.secret(), data, mac_data)
     await consume(ctx, key, len(data))
     return MacVerifyResponse(
         unique_identifier=key.obj.uid,
