@@ -151,6 +151,10 @@ def encrypt(key: PublicKey, params: CryptoParams, data: bytes) -> bytes:
 def decrypt(key: PrivateKey, params: CryptoParams, data: bytes) -> bytes:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise unsupported("asymmetric decryption supports RSA keys only")
+    if params.padding_method == PaddingMethod.PKCS1_V1_5:
+        # A server that says whether PKCS#1 v1.5 padding was valid is a Bleichenbacher
+        # oracle for every ciphertext under that key.
+        raise unsupported("RSA decryption supports OAEP only (PKCS1 v1.5 is a padding oracle)")
     try:
         return key.decrypt(data, _rsa_encryption_padding(params))
     except ValueError:

@@ -660,6 +660,12 @@ def test_rsa_oaep_encrypt_and_decrypt(kmip: EngineHarness) -> None:
     assert opened.payload.data == b"wrapped secret"
     garbage = decrypt(kmip, private, bytes(256), cryptographic_parameters=oaep)
     expect_failure(garbage, ResultReason.CRYPTOGRAPHIC_FAILURE)
+    # PKCS#1 v1.5 decryption would be a padding oracle: refused whatever the ciphertext.
+    pkcs1 = params(padding_method=PaddingMethod.PKCS1_V1_5, cryptographic_algorithm=A.RSA)
+    sealed = encrypt(kmip, public, b"x", cryptographic_parameters=pkcs1)
+    assert sealed.result_status == OK, sealed.result_message
+    refused = decrypt(kmip, private, sealed.payload.data, cryptographic_parameters=pkcs1)
+    expect_failure(refused, ResultReason.UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS)
 
 
 def test_ecdsa_sign_verified_independently(kmip: EngineHarness) -> None:
