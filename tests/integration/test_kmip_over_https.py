@@ -265,6 +265,21 @@ def test_a_malformed_body_gets_400_and_a_kmip_invalid_message_in_its_encoding(
     _no_traceback(server)
 
 
+def test_xml_with_more_items_than_a_message_may_hold_is_refused_before_parsing(
+    server: KmipdServer,
+) -> None:
+    """limits.max_items_per_message (20,000) holds for XML as for TTLV: 200,000 empty
+    elements (800 KB) are counted, not parsed."""
+    body = b"<RequestMessage>" + b"<a/>" * 200_000 + b"</RequestMessage>"
+    with KmipHttpsClient.for_instance(server) as client:
+        answer = client.post(body, "text/xml")
+    assert answer.status_code == 400
+    item = _batch_item(xml_encoding.from_xml(answer.content))
+    assert item.result_reason == ResultReason.INVALID_MESSAGE
+    assert item.result_message is not None
+    assert "more than 20000 items in one message" in item.result_message
+
+
 def test_a_well_formed_body_that_is_no_request_gets_a_kmip_error(server: KmipdServer) -> None:
     """Valid JSON, valid KMIP JSON, but not a Request Message: the engine's answer (200)."""
     body = json.dumps({"tag": "ResponseMessage", "value": []}).encode()

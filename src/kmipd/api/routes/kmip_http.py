@@ -50,6 +50,10 @@ from kmipd.transport.tls import fingerprint
 PATH = "/kmip"
 
 
+# Tags beyond two per item that a message may hold: an XML declaration, comments.
+_XML_MARKUP_SLACK = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Encoding:
     name: str
@@ -59,6 +63,14 @@ class Encoding:
 
 
 def _decode_xml(body: bytes, limits: Limits) -> Item:
+    # Every element costs a '<' (and a closing tag one more; XML text and attribute values
+    # cannot hold a raw '<'). Counting them first keeps a body of 250,000 empty elements
+    # from holding the event loop in the parser before the item limits are checked.
+    markup = body.count(b"<")
+    if markup > 2 * limits.max_items_per_message + _XML_MARKUP_SLACK:
+        raise DecodeError(
+            f"{markup} tags: more than {limits.max_items_per_message} items in one message"
+        )
     return xml_encoding.from_xml(body, limits)
 
 
