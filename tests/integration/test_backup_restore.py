@@ -436,10 +436,15 @@ def test_bad_backups_are_refused_with_a_reason(
     code, text = run(capsys, "restore", "--from", str(good), "--data-dir", str(busy))
     assert code == 1 and "is not an empty directory" in text, text
     assert [p.name for p in busy.iterdir()] == ["note"]
+    # The good backup itself restores.
+    code, text = run(capsys, "restore", "--from", str(good), "--data-dir", str(tmp_path / "ok"))
+    assert code == 0, text
+    assert config.load(tmp_path / "ok").store.url == "sqlite:///kmipd.db"
     # Wrong arguments: exit 2, nothing made.
     wrong_arguments = {
         ("--store", "mysql://db/kmipd"): "is not supported",
         ("--pki", str(tmp_path)): "lacks ca.pem, server.pem, server-key.pem",
+        ("--pki", str(tmp_path / "ok" / "pki")): "is not the CA certificate of the backed-up",
         ("--keyring-master-key-file", str(tmp_path / "absent.key")): "cannot read",
     }
     for extra, reason in wrong_arguments.items():
@@ -447,10 +452,6 @@ def test_bad_backups_are_refused_with_a_reason(
         code, text = run(capsys, "restore", "--from", str(good), "--data-dir", str(target), *extra)
         assert code == 2 and reason in text, (extra, text)
         assert not target.exists(), extra
-    # The good backup itself restores.
-    code, text = run(capsys, "restore", "--from", str(good), "--data-dir", str(tmp_path / "ok"))
-    assert code == 0, text
-    assert config.load(tmp_path / "ok").store.url == "sqlite:///kmipd.db"
 
 
 # --- the schedule -------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def restore(source: Path, data_dir: Path, options: RestoreOptions) -> RestoreRes
     data_dir = data_dir.resolve()
     if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
         raise RestoreRefused(f"{data_dir} is not an empty directory; restore into a new one")
-    _check_pki_dir(options.pki_dir)
+    _check_pki_dir(options.pki_dir, members.get(archive.CA_CERTIFICATE))
     if options.store_url is not None:
         try:
             Store.from_url(options.store_url, base=data_dir)
@@ -106,10 +106,13 @@ def restore(source: Path, data_dir: Path, options: RestoreOptions) -> RestoreRes
         checked = _check_master_key(keyring_file, options.master_key_file, workdir)
         store_file = workdir / "store.db"
         store_file.write_bytes(members[archive.STORE])
+        rows = _count_rows(store_file)
         made = not data_dir.exists()
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            return _build(settings, manifest, members, store_file, keyring_file, checked, options)
+            return _build(
+                settings, manifest, members, store_file, keyring_file, checked, rows, options
+            )
         except OSError as exc:
             _remove_contents(data_dir, remove_itself=made)
             raise RestoreRefused(f"cannot write {exc.filename}: {exc.strerror}") from None
@@ -125,12 +128,12 @@ def _build(
     store_file: Path,
     keyring_file: Path | None,
     checked: bool,
+    rows: dict[str, int],
     options: RestoreOptions,
 ) -> RestoreResult:
     data_dir = settings.data_dir
     data_dir.chmod(0o700)
     keys = _restore_keyring(settings, keyring_file, options.master_key_file)
-    rows = _count_rows(store_file)
     api_key = new_secret()
     try:
         asyncio.run(_restore_store(settings, store_file, api_key))
@@ -224,7 +227,7 @@ def _read_key_file(path: Path) -> bytes:
         ) from None
 
 
-def _check_pki_dir(pki_dir: Path | None) -> None:
+def _check_pki_dir(pki_dir: Path | None, backed_up_ca: bytes | None) -> None:
     if pki_dir is None:
         return
     missing = [name for name in PKI_FILES if not (pki_dir / name).is_file()]
@@ -232,6 +235,12 @@ def _check_pki_dir(pki_dir: Path | None) -> None:
         raise RestoreRefused(
             f"--pki {pki_dir} lacks {', '.join(missing)} (it must hold ca.pem, server.pem and "
             "server-key.pem, and may hold ca-key.pem)",
+            bad_input=True,
+        )
+    if backed_up_ca is not None and (pki_dir / "ca.pem").read_bytes() != backed_up_ca:
+        raise RestoreRefused(
+            f"{pki_dir / 'ca.pem'} is not the CA certificate of the backed-up setup: give the "
+            "pki directory of that setup, or leave --pki out to make a new CA",
             bad_input=True,
         )
 
