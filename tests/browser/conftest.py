@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.console import RESTORE_DELAY, SCREENSHOTS
+from tests.browser.console import RESTORE_DELAY, REWRAP_PACE, SCREENSHOTS
 from tests.support.server import KmipdServer, init_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -53,8 +53,9 @@ def screenshots() -> Path:
 def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipdServer]:
     """A fresh server for one test module."""
     server = init_server(Path(tmp_path_factory.mktemp("kmipd")) / "data")
-    # A deleted root key can be restored half a second after its deletion (not 30 s).
-    server.configure(keyprotect={"action_delay": RESTORE_DELAY})
+    # A deleted root key can be restored half a second after its deletion (not 30 s); the
+    # re-wrap job goes in small, paced batches, so the console can be watched following it.
+    server.configure(keyprotect={"action_delay": RESTORE_DELAY}, rewrap=REWRAP_PACE)
     server.start()
     try:
         yield server

@@ -14,6 +14,8 @@ SCREENSHOTS = ROOT / "artifacts" / "console-screenshots"
 TIMEOUT_MS = 20_000
 # keyprotect.action_delay of the test servers: a deleted root key is restorable this soon.
 RESTORE_DELAY = 0.5
+# rewrap settings of the test servers: 20 objects per batch, 0.4 s apart.
+REWRAP_PACE = {"batch_size": 20, "pause": 0.4}
 
 
 @dataclass

@@ -136,5 +136,23 @@ def test_signing_out_forgets_the_token(
         # A wrong key is refused with IAM's message, shown to the user.
         console.sign_in_attempt("kmipd-not-a-key")
         expect(page.locator("#status")).to_contain_text("Provided API key could not be found")
+        # Keyboard only: the key field has the focus; Enter signs in; Tab reaches the pages.
+        expect(page.get_by_label("API key")).to_be_focused()
+        page.keyboard.type(reader_key)
+        page.keyboard.press("Enter")
+        expect(page.locator("#who-text")).to_have_text("auditor · Reader")
+        page.locator('#view > [data-page="keys"][aria-busy="false"]').wait_for()
+        # A reload keeps the session (the token, in this tab only) and starts the focus at
+        # the top: the skip link, then the sections.
+        page.reload()
+        page.locator('#view > [data-page="keys"][aria-busy="false"]').wait_for()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Key inventory")).to_be_focused()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Enter")
+        expect(page.locator("#view")).to_be_focused()
+        assert page.evaluate("() => location.hash") == "#/keys"
     finally:
         console.close()

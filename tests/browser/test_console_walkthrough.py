@@ -24,12 +24,32 @@ from playwright.sync_api import expect
 from kmipd.protocol._generated import ResultReason, ResultStatus
 from tests.browser.console import RESTORE_DELAY, Console
 from tests.support import kmip
-from tests.support.admin import bearer, https_client, write_pair
+from tests.support.admin import bearer, https_client, kmip_refused, write_pair
 from tests.support.server import KmipdServer
 from tests.support.vcenter import PRODUCT_TAGS, VCenterSession
 
 A = "/admin/v1"
 DISKS = (("vm-web", "VM"), ("vm-web-disk1", "Disk"), ("vm-db", "VM"))
+
+
+BULK_KEYS = 100
+# Records every text the re-wrap progress line of instance vsphere shows, as it changes.
+WATCH_REWRAP_TEXT = """() => {
+  window.rewrapTexts = [];
+  new MutationObserver(() => {
+    const line = document.getElementById("rewrap-text-vsphere");
+    if (line && window.rewrapTexts.at(-1) !== line.textContent) {
+      window.rewrapTexts.push(line.textContent);
+    }
+  }).observe(document.getElementById("view"), {subtree: true, childList: true,
+                                                characterData: true});
+}"""
+
+
+def _percent(text: str) -> float | None:
+    """The percentage of a "Re-wrap running: 40% (60 objects left)" line; None otherwise."""
+    match = re.match(r"Re-wrap running: ([0-9.]+)% \((\d+) objects left\)", text)
+    return float(match.group(1)) if match else None
 
 
 def _download(page: Any, selector: str, target: Path) -> str:
@@ -87,10 +107,10 @@ def _wizard(console: Console, server: KmipdServer, tmp_path: Path, shots: Path) 
     )
     # 3a. Paste a PEM: an old vCenter certificate that expires in 10 days.
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=10)
-    old_cert, _ = kmip.certificate("vcenter-old", eku=None, not_after=soon)
-    page.get_by_label("Certificate", exact=True).fill(
-        old_cert.public_bytes(serialization.Encoding.PEM).decode()
-    )
+    old_cert, old_key = kmip.certificate("vcenter-old", eku=None, not_after=soon)
+    old_pem = old_cert.public_bytes(serialization.Encoding.PEM).decode()
+    old = write_pair(tmp_path, "vcenter-old", old_pem, _key_pem(old_key))
+    page.get_by_label("Certificate", exact=True).fill(old_pem)
     page.locator("#cert-upload").click()
     expect(page.locator("#status")).to_contain_text("CN=vcenter-old allowed on vsphere")
     # 3b. Upload an ESXi host's CSR; the signed certificate comes back as a download.
@@ -115,7 +135,7 @@ def _wizard(console: Console, server: KmipdServer, tmp_path: Path, shots: Path) 
     assert f":{server.kmip_port}" in text
     expect(page.locator("#endpoints")).to_contain_text(f"127.0.0.1:{server.kmip_port}")
     console.screenshot(shots, "1-setup-wizard")
-    return {"root_key_id": root_key_id, "vcenter": vcenter, "host": host}
+    return {"root_key_id": root_key_id, "vcenter": vcenter, "host": host, "old": old}
 
 
 def _vcenter_creates_keys(
@@ -227,15 +247,23 @@ def test_console_walkthrough(
         )
         expect(rows).to_have_count(0)
 
-        # Rotate the root key and watch the re-wrap to the end.
+        # Rotate the root key and watch the re-wrap to the end: with 100 more keys, the job
+        # (batches of 20, paced) runs long enough for the page to show it under way.
+        with server.connect(context=server.tls_context(certificate=vcenter)) as connection:
+            for _ in range(BULK_KEYS):
+                kmip.created_uid(connection.call(kmip.create_aes()))
         console.go("#/root-keys")
         card = page.locator('section[data-instance="vsphere"]')
         expect(card).to_contain_text("Versions (newest first): 1:")
+        page.evaluate(WATCH_REWRAP_TEXT)
         card.locator('[data-action="rotate"]').click()
         card = page.locator('section[data-instance="vsphere"]')
         expect(card.locator('[id="rewrap-text-vsphere"]')).to_contain_text(
             "Re-wrap done: every object is on wrapping key version 2", timeout=60_000
         )
+        progress = [_percent(text) for text in page.evaluate("() => window.rewrapTexts")]
+        running = [p for p in progress if p is not None]
+        assert running and running == sorted(running) and running[0] < 100, progress
         expect(card).to_contain_text("Versions (newest first): 2:")
         expect(card.locator("progress")).to_have_attribute("value", "100")
         with https_client(server) as http:
@@ -247,6 +275,13 @@ def test_console_walkthrough(
         for name in ("vm-web", "vm-db"):
             assert _material(server, vcenter, uids[name]) == material[name]
         console.screenshot(screenshots, "4-root-keys-rotated")
+        # A rotation schedule, saved from the card.
+        card.get_by_label("Rotate every (days, empty: never)").fill("30")
+        card.locator('[data-action="schedule"]').click()
+        expect(page.locator("#status")).to_contain_text("vsphere rotates every 30 days.")
+        with https_client(server) as http:
+            shown = http.get(f"{A}/instances/vsphere", headers=bearer(server.admin_api_key))
+        assert shown.json()["rotation_days"] == 30
 
         # Delete the root key of a second instance: its keys fail, the first's do not.
         tenant_b, b_uids = _second_instance(server, tmp_path)
@@ -278,6 +313,20 @@ def test_console_walkthrough(
         expect(soon).to_contain_text("expires in 9 days")
         expect(page.locator("tr", has_text="CN=vcenter01")).not_to_have_class("warn")
         console.screenshot(screenshots, "6-certificates")
+        # Delete it: confirmed, then gone from the list, and its holder is refused over KMIP.
+        assert not kmip_refused(server, setup["old"])
+        soon.get_by_role("button", name="Delete").click()
+        expect(page.locator("#confirm-cancel")).to_be_focused()  # the safe choice first
+        expect(page.locator("#confirm-text")).to_contain_text("Stop allowing CN=vcenter-old")
+        page.locator("#confirm-ok").click()
+        expect(page.locator("tr", has_text="CN=vcenter-old")).to_have_count(0)
+        with https_client(server) as http:
+            listed = http.get(
+                f"{A}/instances/vsphere/certificates", headers=bearer(server.admin_api_key)
+            ).json()["certificates"]
+        subjects = sorted(c["subject"] for c in listed)
+        assert subjects == ["CN=esxi01.example.com", "CN=vcenter01,O=kmipd"], subjects
+        assert kmip_refused(server, setup["old"])
 
         # Activity: the failed KMIP Gets of the shredded instance are in the audit trail.
         console.go("#/activity")

@@ -137,7 +137,10 @@ function signInPage(message = "") {
         body: new URLSearchParams({ grant_type: APIKEY_GRANT, apikey }),
       });
       const data = await reply.json();
-      if (!reply.ok) throw new Error(`Sign-in refused: ${data.errorMessage || reply.status}`);
+      if (!reply.ok) {
+        input.focus(); // ready for another try
+        throw new Error(`Sign-in refused: ${data.errorMessage || reply.status}`);
+      }
       session.token = data.access_token;
       sessionStorage.setItem(TOKEN_KEY, session.token);
       await loadSession();
@@ -405,9 +408,12 @@ async function keysPage(root, params) {
       `Delete ${noun} of instance ${instance}, used by: ${vms.join(", ")}? Their material is destroyed for good; vCenter can no longer unlock what they protect.`,
       `Delete ${noun}`);
     if (!ok) return;
-    for (const key of keys) await api("DELETE", `/admin/v1/instances/${q}/keys/${encodeURIComponent(key.uid)}`);
-    say(`Deleted ${noun} (${vms.join(", ")}).`);
-    await (table.stale === null ? showAll() : showStale());
+    try {
+      for (const key of keys) await api("DELETE", `/admin/v1/instances/${q}/keys/${encodeURIComponent(key.uid)}`);
+      say(`Deleted ${noun} (${vms.join(", ")}).`);
+    } finally {
+      await (table.stale === null ? showAll() : showStale()); // also after a failure midway
+    }
   }
   function draw() {
     heading.textContent = table.stale === null ? `Keys of ${instance}` : `Keys of ${instance} not fetched for ${table.stale} days`;
@@ -713,6 +719,11 @@ async function route() {
 
 async function start() {
   document.getElementById("sign-out").addEventListener("click", () => signOut("Signed out."));
+  // The skip link moves the focus to the page; it must not change the hash (the route).
+  document.querySelector(".skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    view().focus();
+  });
   window.addEventListener("hashchange", () => { if (session.token) route(); });
   // The link of the page on show reloads it (the hash does not change, so no hashchange).
   document.getElementById("nav").addEventListener("click", (event) => {
