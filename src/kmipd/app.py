@@ -126,7 +126,7 @@ class App:
     instance_keys: InstanceKeys | None = None
     _root_key_checker: asyncio.Task[None] | None = None
     events: ClusterEvents | None = None
-    backups: BackupScheduler | None = None  # [backup] schedule_minutes > 0
+    backups: BackupScheduler | None = None  # when [backup] schedule_minutes is set
     _loop: asyncio.AbstractEventLoop | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     # The kmipd CA and the allowed client certificates and CAs (PEM), as last read: what
@@ -209,7 +209,7 @@ class App:
             schedule_check_seconds=max(0.05, rw.schedule_check_seconds),
             changed=events.publish,
         )
-        if settings.backup.schedule_minutes > 0:
+        if settings.backup.schedule_minutes != 0:  # a negative one is refused
             try:
                 app.backups = BackupScheduler(settings, store)
             except config.ConfigError as exc:

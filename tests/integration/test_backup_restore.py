@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from kmipd import config
+from kmipd.app import App, StartupError
 from kmipd.backup import archive
 from kmipd.backup.schedule import BackupScheduler, backups_in
 from kmipd.cli.main import main
@@ -520,3 +522,20 @@ def test_one_scheduler_at_a_time_holds_the_lease(tmp_path: Path) -> None:
     assert made is not None and made.is_file()
     assert refused is None and again is None
     assert backups_in(data_dir / "backups") == [made]
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ({"schedule_minutes": -1.0}, "backup.schedule_minutes must be 0 (off) or more"),
+        ({"schedule_minutes": 5.0, "keep": 0}, "backup.keep must be 1 or more"),
+        ({"schedule_minutes": 5.0, "directory": " "}, "backup.directory must name a directory"),
+    ],
+)
+def test_a_wrong_backup_setting_stops_serve(
+    tmp_path: Path, setting: dict[str, object], reason: str
+) -> None:
+    server = init_server(tmp_path / "data")
+    server.configure(backup=setting)
+    with pytest.raises(StartupError, match=re.escape(reason)):
+        App.build(config.load(server.data_dir))
