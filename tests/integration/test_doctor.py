@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -241,3 +243,45 @@ def _wait_listening(port: int) -> None:
         except OSError:
             assert time.monotonic() < deadline, f"nothing listens on {port}"
             time.sleep(0.05)
+
+
+def test_a_server_certificate_replaced_without_a_reload(
+    server: KmipdServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not one of the six, but what an operator who forgot `systemctl reload` sees."""
+    pki_dir = server.data_dir / "pki"
+    ca = pki.load_ca(pki_dir / "ca.pem", pki_dir / "ca-key.pem")
+    issued = pki.issue_server(ca, ["localhost", "127.0.0.1"])
+    for name, data in (("server-key.pem", issued.private_key_pem()), ("server.pem", None)):
+        path = pki_dir / name
+        path.write_bytes(data if data is not None else issued.certificate_pem())
+
+    code, lines = doctor(server, capsys)
+    assert code == 1
+    stale = f"FAIL  KMIP port 127.0.0.1:{server.kmip_port} (kmip.port): kmipd (pid {server.pid})"
+    assert_fails_with(lines, stale, f"FAIL  HTTPS port 127.0.0.1:{server.https_port}")
+    assert f"kill -HUP {server.pid}" in failures(lines)[0]
+
+    os.kill(server.pid, signal.SIGHUP)  # the KMIP port takes the new certificate
+    deadline = time.monotonic() + 10
+    while "reloaded:" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    code, lines = doctor(server, capsys)
+    # The HTTPS port keeps its certificate until a restart (README: what SIGHUP reloads).
+    assert_fails_with(lines, f"FAIL  HTTPS port 127.0.0.1:{server.https_port}")
+    assert "fix: systemctl restart kmipd" in failures(lines)[0]
+    answers = f"OK    KMIP port 127.0.0.1:{server.kmip_port} (kmip.port): this kmipd answers"
+    assert any(line.startswith(answers) for line in lines), lines
+
+
+def test_an_unreadable_configuration_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = init_server(tmp_path / "data")
+    toml = server.data_dir / config.CONFIG_FILE
+    toml.write_text(toml.read_text().replace("[kmip]\n", "[kmip]\nport_number = 1\n", 1))
+    code, out, err = Cli(server, capsys)("doctor")
+    assert code == 2
+    assert out == ""
+    assert "unknown setting kmip.port_number" in err and "Traceback" not in err

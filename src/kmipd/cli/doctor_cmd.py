@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
         settings = config.load(args.data_dir)
     except config.ConfigError as exc:
         raise CommandError(f"{exc} (no other check was run)", EXIT_USAGE) from None
+    # Libraries' own log lines (a database driver's retries) would interleave with the
+    # report, which already says what failed.
+    if not logging.getLogger().handlers:
+        logging.getLogger().addHandler(logging.NullHandler())
     findings = asyncio.run(runner.run(settings))
     for finding in findings:
         print(finding.line(), flush=True)

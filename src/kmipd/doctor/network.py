@@ -128,12 +128,20 @@ def _identify(
         findings.append(ok(f"{port}: this kmipd answers (its server certificate)"))
         return True
     owner = listener_process(port.port)
-    if der is not None and owner is not None and "kmipd" in owner[1]:
+    if owner is not None and "kmipd" in owner[1]:
         findings.append(
             fail(
                 f"{port}: kmipd (pid {owner[0]}) answers with another server certificate than "
-                f"{settings.tls.certificate} (replaced on disk without a reload?)",
-                f"systemctl reload kmipd (or kill -HUP {owner[0]})",
+                f"{settings.tls.certificate} (replaced on disk without a reload, or another "
+                "setup's kmipd)",
+                f"systemctl reload kmipd (or kill -HUP {owner[0]})"
+                if port.label == "KMIP"
+                else "systemctl restart kmipd (the HTTPS port reads its certificate at start)",
+            )
+            if der is not None
+            else fail(
+                f"{port}: kmipd (pid {owner[0]}) listens but the TLS handshake failed",
+                "see why in its log: journalctl -u kmipd",
             )
         )
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TypeVar
 
 from kmipd import config
@@ -44,7 +45,7 @@ async def check(settings: config.Settings, instances: list[InstanceRecord]) -> l
 
 
 async def _check_providers(
-    providers: dict[str, RootKeyProvider], instances: list[InstanceRecord], toml: object
+    providers: dict[str, RootKeyProvider], instances: list[InstanceRecord], toml: Path
 ) -> list[Finding]:
     users: dict[str, list[InstanceRecord]] = {name: [] for name in providers}
     findings: list[Finding] = []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kmipd import config
 from kmipd.doctor import certificates, database, network, permissions, root_keys, system
-from kmipd.doctor.report import Finding, fail
+from kmipd.doctor.report import Finding, fail, warn
 from kmipd.store.store import StoreError
 
 
@@ -19,7 +19,15 @@ async def run(settings: config.Settings) -> list[Finding]:
     store, found = await database.open_checked(settings)
     findings += found
     try:
-        if store is not None:
+        if store is None:
+            findings.append(
+                warn(
+                    "allowed client certificates and root keys: not checked, the database is "
+                    "not usable",
+                    "fix the database first",
+                )
+            )
+        else:
             try:
                 records = await store.certificates()
                 instances = await store.instances()
