@@ -13,6 +13,8 @@ import asyncio
 import json
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from kmipd.store import migrations
 from kmipd.store.store import Store
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+TOOLS = Path(__file__).resolve().parents[3] / "tools"
 OLD_VERSIONS = (1, 2)
 
 
@@ -140,3 +143,26 @@ def test_a_database_newer_than_this_kmipd_is_refused_even_by_migrate(tmp_path: P
         assert kept == len(expected(directory)["keys"])
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("version", OLD_VERSIONS)
+def test_the_committed_fixture_is_what_the_script_makes(version: int, tmp_path: Path) -> None:
+    """The script still makes an equivalent fixture: the same schema and as many keys (the
+    keys themselves are random)."""
+    out = tmp_path / "made"
+    made = subprocess.run(
+        [
+            sys.executable,
+            str(TOOLS / "make_schema_fixture.py"),
+            f"--version={version}",
+            f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    committed = FIXTURES / f"schema_v{version}"
+    assert schema_of(out / "kmipd.db") == schema_of(committed / "kmipd.db")
+    assert len(expected(out)["keys"]) == len(expected(committed)["keys"])
+    assert expected(out)["schema_version"] == version
