@@ -221,16 +221,24 @@ def test_a_certificate_nobody_trusts_fails_the_handshake(
 # -- what the body must be -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml; charset=utf-8", None])
+@pytest.mark.parametrize(
+    ("content_type", "says"),
+    [
+        ("text/plain", "Content-Type 'text/plain' is not a KMIP encoding"),
+        ("application/xml; charset=utf-8", "'application/xml; charset=utf-8' is not a KMIP"),
+        (None, "the request has no Content-Type"),
+    ],
+)
 def test_a_content_type_that_is_no_kmip_encoding_gets_415(
-    server: KmipdServer, content_type: str | None
+    server: KmipdServer, content_type: str | None, says: str
 ) -> None:
     with KmipHttpsClient.for_instance(server) as client:
         answer = client.post(kmip.create_aes(), content_type)
     assert answer.status_code == 415
     error = answer.json()["error"]
     assert error["code"] == "unsupported_media_type"
-    assert "application/octet-stream (TTLV), text/xml (KMIP XML)" in error["message"]
+    assert says in error["message"]
+    assert "send application/octet-stream (TTLV), text/xml (KMIP XML)" in error["message"]
 
 
 def test_content_type_parameters_and_case_are_accepted(server: KmipdServer) -> None:

@@ -49,7 +49,6 @@ from kmipd.transport.tls import fingerprint
 
 PATH = "/kmip"
 
-
 # Tags beyond two per item that a message may hold: an XML declaration, comments.
 _XML_MARKUP_SLACK = 64
 
@@ -123,13 +122,17 @@ async def kmip(request: Request) -> Response:
     content_type = request.headers.get("content-type", "")
     encoding = ENCODINGS.get(content_type.partition(";")[0].strip().lower())
     if encoding is None:
+        problem = (
+            f"Content-Type {content_type[:80]!r} is not a KMIP encoding"
+            if content_type
+            else "the request has no Content-Type"
+        )
         return _refuse(
             request,
             415,
             "unsupported_media_type",
-            f"Content-Type {content_type or '(none)'!r} is not a KMIP encoding; send "
-            "application/octet-stream (TTLV), text/xml (KMIP XML) or application/json "
-            "(KMIP JSON)",
+            f"{problem}; send application/octet-stream (TTLV), text/xml (KMIP XML) or "
+            "application/json (KMIP JSON)",
         )
     body = await request.body()
     started = time.perf_counter()
