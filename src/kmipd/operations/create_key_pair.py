@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kmipd.keys import asymmetric
+from kmipd.keys import asymmetric, rsa_worker
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.operations._attributes import check_client_attributes
 from kmipd.operations._common import (
@@ -97,7 +97,7 @@ async def handle(ctx: RequestContext, request: CreateKeyPairRequest) -> CreateKe
             ResultReason.INVALID_FIELD,
             "the private and public key attributes ask for different keys",
         )
-    private_key = _generate(spec)
+    private_key = await _generate(spec)
     public_key = private_key.public_key()
     private_body = asymmetric.private_key_object(
         private_key, spec.algorithm, asymmetric.stored_private_format(private_key)
@@ -212,10 +212,10 @@ def curve_length(curve: RecommendedCurve) -> int:
     return asymmetric.CURVES[curve].key_size
 
 
-def _generate(spec: KeySpec) -> asymmetric.PrivateKeyObject:
+async def _generate(spec: KeySpec) -> asymmetric.PrivateKeyObject:
     if spec.curve is not None:
-        return asymmetric.generate_ec(spec.curve)
-    return asymmetric.generate_rsa(spec.length)
+        return asymmetric.generate_ec(spec.curve)  # about a millisecond
+    return await rsa_worker.generate_rsa(spec.length)
 
 
 async def _create(

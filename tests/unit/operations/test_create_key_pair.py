@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from kmipd.protocol import messages
 from kmipd.protocol._generated import (
     CryptographicAlgorithm,
     KeyFormatType,
@@ -19,6 +23,7 @@ from kmipd.protocol._generated import (
     Tag,
 )
 from kmipd.protocol.attributes import Attribute, TemplateAttribute
+from kmipd.protocol.objects import ProtocolVersion
 from kmipd.protocol.payloads import (
     CreateKeyPairRequest,
     GetAttributesRequest,
@@ -28,6 +33,7 @@ from kmipd.protocol.payloads import (
     UidRequest,
 )
 from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from kmipd.service.identity import ClientIdentity
 from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import NOW, EngineHarness
 
@@ -332,3 +338,44 @@ def test_values_of_the_wrong_type_are_invalid_field(
     )
     assert result.result_status == ResultStatus.OPERATION_FAILED
     assert result.result_reason == ResultReason.INVALID_FIELD, result.result_message
+
+
+def test_rsa_generation_does_not_hold_the_event_loop(kmip: EngineHarness) -> None:
+    """OpenSSL holds the GIL while it generates an RSA key (about 2 s for 4096 bits here):
+    kmipd generates in a worker process, so other connections are served meanwhile."""
+    request = messages.RequestMessage(
+        header=messages.RequestHeader(protocol_version=ProtocolVersion.of((2, 1)), batch_count=1),
+        batch_items=[
+            messages.RequestBatchItem(
+                operation=Operation.CREATE_KEY_PAIR,
+                payload=pair_request([algorithm(A.RSA), length(4096)]),
+            )
+        ],
+    )
+    client = ClientIdentity("default", "fingerprint-default", "CN=test")
+    gaps: list[float] = []
+
+    async def run() -> messages.ResponseMessage:
+        finished = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while not finished.is_set():
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        try:
+            tree = await kmip.engine.process(messages.request_to_item(request), client)
+        finally:
+            finished.set()
+            await task
+        return messages.response_from_item(tree)
+
+    response = kmip.loop.run_until_complete(run())
+    item = response.batch_items[0]
+    assert item.result_status == OK, item.result_message
+    assert len(gaps) >= 5, gaps  # the generation took a while: the loop ran meanwhile
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
