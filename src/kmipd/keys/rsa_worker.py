@@ -89,12 +89,3 @@ async def generate_rsa(length: int) -> rsa.RSAPrivateKey:
     )
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
-
-
-def shutdown() -> None:
-    """Stop the workers (they also stop when the server process exits)."""
-    global _pool
-    with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
