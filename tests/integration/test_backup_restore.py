@@ -219,6 +219,11 @@ def test_online_backup_under_load_restores_every_key(tmp_path: Path, store_url: 
         finally:
             target.stop()
         assert TRACEBACK not in target.log()
+        if restore_url is not None:  # that database now holds a setup: a second restore
+            again = restore(backup, tmp_path / "again", "--store", restore_url)
+            assert again.returncode == 1, output(again)
+            assert "already holds" in again.stderr and TRACEBACK not in output(again)
+            assert not (tmp_path / "again").exists()
     # Every key acknowledged before the backup began is back, with its very bytes; every key
     # asked for after it ended is absent; those in between are whole or absent.
     assert {k.uid for k in before} <= set(found)

@@ -210,7 +210,8 @@ def _check_master_key(keyring_file: Path | None, key_file: Path | None, workdir:
     try:
         Keyring(trial / KEYRING_FILE).close()
     except KeyringError as exc:
-        given = key_file if key_file is not None else master_key.MASTER_KEY_ENV
+        # The variable, when set, is what every kmipd process uses, the file being ignored.
+        given = master_key.MASTER_KEY_ENV if os.environ.get(master_key.MASTER_KEY_ENV) else key_file
         raise RestoreRefused(
             f"the keyring master key ({given}) does not open the backup's keyring: {exc.message}",
             bad_input=True,
@@ -280,7 +281,15 @@ async def _restore_store(settings: config.Settings, store_file: Path, api_key: s
     url = settings.store.url
     if is_postgres_url(url):
         store = Store.from_url(url, base=settings.data_dir, pool_size=2)
-        await store.open(migrate=True)
+        # Not migrate=True: a database of another kmipd version is someone's setup, refused
+        # as it is; the copy below refuses one of this version that holds anything.
+        try:
+            await store.open()
+        except migrations.SchemaMismatch:
+            raise RestoreRefused(
+                f"{store.describe()} already holds a kmipd setup of another version; restore "
+                "only into a new database"
+            ) from None
         try:
             await asyncio.to_thread(copy_sqlite_to_postgres, store_file, store)
             await store.database.write(_copy_audit_chain, _audit_chain_row(store_file))
