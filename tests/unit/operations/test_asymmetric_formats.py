@@ -383,3 +383,27 @@ def test_created_pair_converts_like_a_registered_one(kmip: EngineHarness) -> Non
     public_key = block_key(fetch(kmip, public_uid, F.X_509), private=False)
     assert private_key.key_size == 3072  # type: ignore[attr-defined]
     signs_for(private_key, public_key)
+
+
+def test_transparent_rsa_private_key_with_only_the_exponents(kmip: EngineHarness) -> None:
+    """KMIP lets a Transparent RSA Private Key carry the Modulus and the two exponents
+    without the primes: kmipd recovers them, so the key converts to PKCS#1."""
+    numbers = RSA_KEY.private_numbers()
+    material = Item(
+        Tag.KEY_MATERIAL,
+        STRUCTURE,
+        [
+            Item(Tag.MODULUS, BIG_INTEGER, numbers.public_numbers.n),
+            Item(Tag.PRIVATE_EXPONENT, BIG_INTEGER, numbers.d),
+            Item(Tag.PUBLIC_EXPONENT, BIG_INTEGER, numbers.public_numbers.e),
+        ],
+    )
+    body = PrivateKey(
+        key_block=KeyBlock(
+            key_format_type=F.TRANSPARENT_RSA_PRIVATE_KEY, key_value=KeyValue(material)
+        )
+    )
+    uid = register(kmip, body)
+    assert attribute_values(kmip, uid, "Cryptographic Length") == {"Cryptographic Length": 2048}
+    fetched = block_key(fetch(kmip, uid, F.PKCS_1), private=True)
+    assert fetched.private_numbers() == numbers  # type: ignore[attr-defined]
