@@ -18,7 +18,7 @@ from kmipd.crypto.streams import IDLE_SECONDS as STREAMS_IDLE_SECONDS
 from kmipd.crypto.streams import STREAMS, OpenStream
 from kmipd.crypto.symmetric import Sealed, begin
 from kmipd.keys import asymmetric
-from kmipd.operations._common import load, resolve_uid, update
+from kmipd.operations._common import load, load_body, resolve_uid, update
 from kmipd.protocol._generated import (
     CryptographicUsageMask,
     ObjectType,
@@ -135,7 +135,7 @@ async def usable_key(
         )
     _check_dates(obj, use, ctx.now)
     _remaining_uses(obj, amount)
-    obj = await load(ctx, obj.uid, body=True)
+    await load_body(ctx, obj)
     block: KeyBlock | None = getattr(obj.body, "key_block", None)
     if block is None:
         raise KmipError(ResultReason.INVALID_OBJECT_TYPE, "the object holds no key")
