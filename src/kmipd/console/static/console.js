@@ -7,6 +7,7 @@ const APIKEY_GRANT = "urn:ibm:params:oauth:grant-type:apikey";
 const TOKEN_KEY = "kmipd.console.token";
 const DAY = 86400;
 const EXPIRY_WARNING_DAYS = 30;
+const METRICS_EVERY_MS = 5000; // /metrics is sampled this often while Activity is open
 
 const session = { token: null, role: null, serviceId: null, kpInstance: null };
 let leavePage = () => {};
@@ -634,7 +635,7 @@ async function activityPage(root) {
   svg.setAttribute("aria-labelledby", "chart-caption");
   const caption = h("p", { id: "chart-caption", "aria-live": "polite" });
   root.append(h("h1", {}, "Activity"),
-    h("h2", {}, "KMIP operations and failed handshakes per minute (this node, since this page opened)"),
+    h("h2", {}, "KMIP operations and failed handshakes per minute (this node, sampled from /metrics while this page is open)"),
     svg, caption,
     h("h2", {}, "Audit trail"),
     h("form", { class: "row", onsubmit: guarded(async (e) => { e.preventDefault(); await load(); }) },
@@ -657,11 +658,12 @@ async function activityPage(root) {
     samples.push({ at: Date.now(), ...parseMetrics(await api("GET", "/metrics", { text: true })) });
     while (samples.length > 200) samples.shift();
     const bins = drawChart(svg, samples);
-    const last = bins[bins.length - 1];
-    caption.textContent = `This minute: ${last.operations} KMIP operations, ${last.handshakes} failed handshakes. Since start: ${samples.at(-1).operations} operations, ${samples.at(-1).handshakes} failed handshakes.`;
+    const total = (field) => bins.reduce((sum, bin) => sum + bin[field], 0);
+    const now = samples.at(-1);
+    caption.textContent = `Blue: KMIP operations, red: failed TLS handshakes, per minute. Last 15 minutes: ${total("operations")} KMIP operations, ${total("handshakes")} failed handshakes. Since the node started: ${now.operations} operations, ${now.handshakes} failed handshakes.`;
   }
   await Promise.all([load(), sample()]);
-  const timer = setInterval(() => sample().catch((e) => say(e.message, true)), 10000);
+  const timer = setInterval(() => sample().catch((e) => say(e.message, true)), METRICS_EVERY_MS);
   return () => clearInterval(timer);
 }
 
