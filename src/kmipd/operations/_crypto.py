@@ -323,14 +323,13 @@ async def cipher_part(
 def refuse_streaming(
     correlation_value: bytes | None, init_indicator: bool | None, final_indicator: bool | None
 ) -> None:
-    """Multi-part (streaming) operations are not implemented: refuse them precisely rather
-    than answer a first part as if it were the whole."""
-    whole = bool(init_indicator) == bool(final_indicator)  # both set: first and last part
-    if correlation_value is not None or not whole:
+    """Only Encrypt and Decrypt take data in parts: the other operations refuse a part
+    precisely rather than answer it as if it were the whole."""
+    if is_multipart(correlation_value, init_indicator, final_indicator):
         raise KmipError(
             ResultReason.FEATURE_NOT_SUPPORTED,
-            "streaming (Init Indicator, Final Indicator, Correlation Value) is not supported: "
-            "send the whole data in one request",
+            "this operation does not take data in parts (Init Indicator, Final Indicator, "
+            "Correlation Value): send the whole data in one request",
         )
 
 
