@@ -249,6 +249,8 @@ def _mode(algorithm: int, params: CryptoParams) -> int:
 def _cipher(algorithm: int, key: bytes, mode: modes.Mode) -> Cipher:  # type: ignore[type-arg]
     try:
         if algorithm == Alg.DES3:
+            if len(key) not in (16, 24):  # TripleDES would take 8 bytes as single DES
+                raise bad_parameters("a Triple DES key is 16 or 24 bytes")
             return Cipher(TripleDES(key), mode)
         return Cipher(algorithms.AES(key), mode)
     except ValueError:
