@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
 import json
@@ -44,11 +45,13 @@ from kmipd.protocol._generated import ResultReason, ResultStatus
 from kmipd.store import migrations
 from kmipd.store.store import Store
 from tests.support import admin, kmip
+from tests.support.keyprotect import instance_id, keyprotect_server, new_api_key
 from tests.support.postgres import fresh_database
 from tests.support.server import KmipdServer, free_port, init_server
 
 TRACEBACK = "Traceback (most recent call last)"
 MASTER_KEY_ENV = "KMIPD_KEYRING_KEY"
+KEYPROTECT_API_KEY_ENV = "KMIPD_KEYPROTECT_API_KEY"
 
 
 def kmipd(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -296,16 +299,7 @@ def test_without_the_master_key_the_keys_cannot_be_read(tmp_path: Path) -> None:
     assert not (bare / "keyring" / "master.key").exists()
     # The node does not serve keys it cannot read: it refuses to start, saying why.
     target = restored_server(bare)
-    refused = kmipd(
-        "serve",
-        "--data-dir",
-        str(bare),
-        "--kmip-port",
-        str(target.kmip_port),
-        "--https-port",
-        str(target.https_port),
-        timeout=60,
-    )
+    refused = serve_once(target)
     assert refused.returncode == 1, output(refused)
     assert "master.key is missing" in refused.stderr and MASTER_KEY_ENV in refused.stderr
     assert TRACEBACK not in output(refused)
@@ -544,3 +538,104 @@ def test_a_wrong_backup_setting_stops_serve(
     server.configure(backup=setting)
     with pytest.raises(StartupError, match=re.escape(reason)):
         App.build(config.load(server.data_dir))
+
+
+# --- root keys in a remote service --------------------------------------------------------------
+
+
+def test_remote_root_keys_are_read_only_while_the_service_is_reachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An instance whose root key is in a remote Key Protect (another kmipd): the backup
+    keeps the provider's settings but not its API key; the restored node serves the keys
+    once the API key is supplied again, and refuses to start while the service is gone."""
+    monkeypatch.delenv(KEYPROTECT_API_KEY_ENV, raising=False)
+    with keyprotect_server(tmp_path / "remote") as remote:
+        api_key = new_api_key(remote, "Manager", "kmipd-a")
+        server = init_server(tmp_path / "data")
+        settings = config.load(server.data_dir)
+        provider = config.ProviderSettings(
+            "remote",
+            "keyprotect",
+            {
+                "url": remote.https_url,
+                "instance_id": instance_id(remote),
+                "api_key": api_key,
+                "ca": str(remote.ca),
+            },
+        )
+        (server.data_dir / config.CONFIG_FILE).write_text(
+            config.render(dataclasses.replace(settings, root_key_providers=(provider,)))
+        )
+        server.start()
+        try:
+            credentials = remote_instance(server, tmp_path)
+            keys = {}
+            with server.connect(context=server.tls_context(certificate=credentials)) as connection:
+                for _ in range(2):
+                    uid = kmip.created_uid(connection.call(kmip.create_aes()))
+                    keys[uid] = kmip.key_material(connection.call(kmip.get(uid)))
+        finally:
+            server.stop()
+        backup = tmp_path / "backup.tar.gz"
+        made = kmipd("backup", "--data-dir", str(server.data_dir), "--to", str(backup))
+        assert made.returncode == 0, output(made)
+        for name, data in members_of(backup).items():
+            assert api_key.encode() not in data, name
+        restored = restore(
+            backup, tmp_path / "restored", master_key=server.data_dir / "keyring" / "master.key"
+        )
+        assert restored.returncode == 0, output(restored)
+        target = restored_server(tmp_path / "restored")
+
+        refused = serve_once(target)
+        assert refused.returncode == 1, output(refused)
+        assert "no Key Protect API key" in refused.stderr, refused.stderr
+        assert "[root_key_providers.remote]" in refused.stderr and TRACEBACK not in refused.stderr
+
+        monkeypatch.setenv(KEYPROTECT_API_KEY_ENV, api_key)
+        target.start()
+        try:
+            context = target.tls_context(certificate=credentials)
+            with target.connect(context=context) as connection:
+                for uid, material in keys.items():
+                    assert kmip.key_material(connection.call(kmip.get(uid))) == material
+        finally:
+            target.stop()
+
+    # The remote service is gone: the restored node refuses to start, naming the provider.
+    refused = serve_once(target)
+    assert refused.returncode == 1, output(refused)
+    assert "root key provider 'remote'" in refused.stderr and "is not usable" in refused.stderr
+    assert TRACEBACK not in output(refused)
+
+
+def remote_instance(server: KmipdServer, tmp_path: Path) -> tuple[Path, Path]:
+    """Instance ``remote-a`` with its root key in the remote provider; a client's credentials."""
+    with admin.https_client(server) as http:
+        http.headers.update(admin.bearer(server.admin_api_key))
+        reply = http.post("/admin/v1/instances", json={"name": "remote-a", "provider": "remote"})
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["provider"] == "remote"
+        issued = http.post(
+            "/admin/v1/instances/remote-a/certificates/issue", json={"common_name": "remote-a"}
+        )
+        assert issued.status_code == 201, issued.text
+        body = issued.json()
+    return admin.write_pair(
+        tmp_path / "clients", "remote-a", body["certificate"]["pem"], body["private_key_pem"]
+    )
+
+
+def serve_once(server: KmipdServer) -> subprocess.CompletedProcess[str]:
+    """``kmipd serve`` expected to refuse to start (it is killed by the timeout otherwise)."""
+    return kmipd(
+        "serve",
+        "--data-dir",
+        str(server.data_dir),
+        "--kmip-port",
+        str(server.kmip_port),
+        "--https-port",
+        str(server.https_port),
+        timeout=60,
+    )
