@@ -9,8 +9,12 @@
 * Without the keyring master key the restored keys cannot be read: ``kmipd serve`` refuses
   to start with a message naming what is missing; a wrong master key is refused by
   ``restore`` itself; with the right one put in place later, every key reads again.
-* Damaged, tampered, newer or misplaced backups are refused with exit code 2 and a message.
-* Scheduled backups (``[backup]``): made on time, pruned to ``keep``, one writer per lease.
+* Root keys in a remote Key Protect: the provider's API key is not in the backup; the keys
+  read once it is supplied again, and the node refuses to start while the service is gone.
+* Damaged, tampered, newer or misplaced backups and wrong arguments are refused with exit
+  code 2 and a message; a directory or database that is not new, with exit code 1.
+* Scheduled backups (``[backup]``): made on time, pruned to ``keep``, one writer per lease;
+  a wrong setting stops ``serve``.
 """
 
 from __future__ import annotations
