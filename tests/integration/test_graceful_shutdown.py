@@ -23,8 +23,8 @@ from kmipd.protocol.objects import ProtocolVersion
 from tests.support import kmip
 from tests.support.server import KmipConnection, KmipdServer, init_server, read_message
 
-BATCH = 250  # Creates per request: long enough to be in flight when SIGTERM arrives
-CONNECTIONS = 3
+BATCH = 256  # Creates per request (limits.max_batch_count): in flight when SIGTERM arrives
+CONNECTIONS = 4
 EXIT_BOUND = 30.0
 
 
@@ -72,7 +72,7 @@ def test_sigterm_answers_requests_in_flight_then_exits_0(server: KmipdServer) ->
         request = _create_batch(BATCH)
         for connection in busy:
             connection.sock.sendall(request)
-        time.sleep(0.2)  # the server has read them and is working on them
+        time.sleep(0.1)  # the server has read them and is working on them
         assert all(_nothing_to_read(c) for c in busy), "answered before SIGTERM: use more work"
         assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
