@@ -289,6 +289,16 @@ def test_console_walkthrough(
         b_material = _material(server, tenant_b, b_uids[0])
         console.go("#/root-keys")
         card_b = page.locator('section[data-instance="tenant-b"]')
+        # Disable stops the instance at once; enable brings it back.
+        card_b.locator('[data-action="disable"]').click()
+        expect(card_b.locator('[data-field="state"]')).to_have_text("disabled")
+        disabled = _get(server, tenant_b, b_uids[0])
+        assert disabled.result_status == ResultStatus.OPERATION_FAILED
+        page.wait_for_timeout(RESTORE_DELAY * 1000 + 100)
+        card_b.locator('[data-action="enable"]').click()
+        expect(card_b.locator('[data-field="state"]')).to_have_text("active")
+        assert _material(server, tenant_b, b_uids[0]) == b_material
+        page.wait_for_timeout(RESTORE_DELAY * 1000 + 100)
         card_b.locator('[data-action="delete"]').click()
         expect(page.locator("#confirm-text")).to_contain_text(
             "This crypto-shreds 2 keys of instance tenant-b"
