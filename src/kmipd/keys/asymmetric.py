@@ -297,7 +297,7 @@ def _material(block: KeyBlock) -> bytes | Item | None:
 def _unreadable(fmt: object, material: object) -> Exception:
     if material is None:
         return KeyMaterialError("the key block holds no key material")
-    if fmt in (F.RAW, F.OPAQUE, F.TRANSPARENT_SYMMETRIC_KEY, None):
+    if fmt in (F.RAW, F.TRANSPARENT_SYMMETRIC_KEY, None):
         return KeyMaterialError("this Key Format Type is not one for an asymmetric key")
     return KeyFormatError("this Key Format Type is not supported for asymmetric keys")
 

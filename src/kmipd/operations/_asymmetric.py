@@ -1,5 +1,7 @@
-"""Register of Private and Public Keys: the material must be the key its format says, and
-the Cryptographic Algorithm and Length must describe it (they are set from it if absent)."""
+"""Register of Private and Public Keys: RSA and EC material in a format kmipd reads must be
+the key its format says, and the Cryptographic Algorithm and Length must describe it (they
+are set from it if absent). Keys kmipd does not read (DSA, DH, Ed25519, other curves, Opaque
+or wrapped material) are stored as given, as before: Get returns them in their own format."""
 
 from __future__ import annotations
 
@@ -12,10 +14,8 @@ from kmipd.service.errors import KmipError
 
 
 def check_registered_key(body: PrivateKey | PublicKey, stored: AttributeSet) -> None:
-    """Refuse material that is not a supported RSA or EC key; complete ``stored``.
-
-    Wrapped material cannot be read here and is stored as given.
-    """
+    """Refuse RSA or EC material that is malformed or contradicts ``stored``; complete
+    ``stored`` from it."""
     block = body.key_block
     if block is None or block.key_wrapping_data is not None:
         return
@@ -27,8 +27,8 @@ def check_registered_key(body: PrivateKey | PublicKey, stored: AttributeSet) -> 
         )
     except asymmetric.KeyMaterialError as exc:
         raise KmipError(ResultReason.INVALID_FIELD, str(exc)) from None
-    except asymmetric.KeyFormatError as exc:
-        raise KmipError(ResultReason.KEY_FORMAT_TYPE_NOT_SUPPORTED, str(exc)) from None
+    except asymmetric.KeyFormatError:
+        return  # not a key kmipd reads: kept as given
     description = asymmetric.describe(key)
     algorithm = stored.value("Cryptographic Algorithm")
     if algorithm is None:
