@@ -1,6 +1,6 @@
-"""A Reader in the web console: every page works, the page makes no request the Reader role
-is refused (every request is recorded and none got 401 or 403), and no button or control of
-a Writer or Manager is shown."""
+"""A Reader (and a Writer) in the web console: every page works, the page makes no request
+the role is refused (every request is recorded and none got 401 or 403), and no button or
+control of a higher role is shown."""
 
 from __future__ import annotations
 
@@ -154,5 +154,34 @@ def test_signing_out_forgets_the_token(
         page.keyboard.press("Enter")
         expect(page.locator("#view")).to_be_focused()
         assert page.evaluate("() => location.hash") == "#/keys"
+    finally:
+        console.close()
+
+
+def test_writer_gets_the_wizard_and_rotation_but_no_manager_control(
+    playwright_browser: Any, console_server: KmipdServer, reader_key: str
+) -> None:
+    del reader_key  # only for the instance vsphere and its keys that its fixture sets up
+    with https_client(console_server) as http:
+        http.headers.update(bearer(console_server.admin_api_key))
+        made = http.post(f"{A}/apikeys", json={"service_id": "operator", "role": "Writer"})
+        assert made.status_code == 201, made.text
+    console = Console.open(playwright_browser, console_server)
+    page = console.page
+    try:
+        console.sign_in(made.json()["api_key"])
+        page.locator('#view > [data-page="setup"][aria-busy="false"]').wait_for()
+        manager_only = ("Delete", "Disable", "Enable", "Restore")
+        for target in ("#/keys?instance=vsphere", "#/root-keys", "#/certificates"):
+            console.go(target)
+            controls = _privileged_controls(page)
+            assert not [c for c in controls if any(word in c for word in manager_only)], target
+            assert "checkbox" not in controls, target
+        console.go("#/root-keys")
+        card = page.locator('section[data-instance="vsphere"]')
+        expect(card.locator('[data-action="rotate"]')).to_be_visible()
+        expect(card.locator('[data-action="schedule"]')).to_be_visible()
+        assert console.refused() == [], console.refused()
+        assert console.script_errors == []
     finally:
         console.close()
