@@ -135,9 +135,9 @@ def _block(
     material: bytes | Item, wanted: int, algorithm: int, key: PrivateKeyObject | PublicKeyObject
 ) -> KeyBlock:
     return KeyBlock(
-        key_format_type=F(wanted),
+        key_format_type=wanted,
         key_value=KeyValue(key_material=material, attributes=[]),
-        cryptographic_algorithm=A(algorithm),
+        cryptographic_algorithm=algorithm,
         cryptographic_length=describe(key).length,
     )
 
