@@ -444,7 +444,9 @@ async function rootKeysPage(root) {
   for (const instance of instances) root.append(await rootKeyCard(instance));
 }
 
-async function rootKeyCard(instance) {
+// ``lastState``: the state a disable/enable/delete just reported, for providers whose key
+// state the API does not list (only the built-in keyring's is read back).
+async function rootKeyCard(instance, lastState = null) {
   const q = encodeURIComponent(instance.name);
   const card = h("section", { class: "card", "data-instance": instance.name, "aria-labelledby": `rk-${instance.name}` });
   const progress = h("progress", { max: 100, value: 0, id: `rewrap-progress-${instance.name}` });
@@ -457,8 +459,10 @@ async function rootKeyCard(instance) {
     versions = (await api("GET", `/api/v2/keys/${id}/versions?allKeyStates=true`, { headers: kpHeaders() })).resources;
   }
   const kpState = { 1: "active", 2: "disabled", 3: "deactivated", 5: "deleted" };
-  const state = metadata ? kpState[metadata.state] || String(metadata.state) : "see the provider";
-  const refresh = async () => { card.replaceWith(await rootKeyCard(await api("GET", `/admin/v1/instances/${q}`))); };
+  const state = metadata ? kpState[metadata.state] || String(metadata.state) : lastState || "unknown";
+  const refresh = async (reported = null) => {
+    card.replaceWith(await rootKeyCard(await api("GET", `/admin/v1/instances/${q}`), reported));
+  };
   async function showRewrap() {
     const s = await api("GET", `/admin/v1/instances/${q}/rewrap`);
     progress.value = s.state === "idle" ? 100 : s.percent;
@@ -483,7 +487,7 @@ async function rootKeyCard(instance) {
       const path = verb === "delete" ? `/admin/v1/instances/${q}/root-key` : `/admin/v1/instances/${q}/root-key/${verb}`;
       const result = await api(verb === "delete" ? "DELETE" : "POST", path);
       say(`Root key of ${instance.name} is now ${result.state}.`);
-      await refresh();
+      await refresh(result.state);
     }),
   }, label);
   const buttons = [];
@@ -500,8 +504,9 @@ async function rootKeyCard(instance) {
     }, "Rotate now"));
   }
   if (can("Manager")) {
-    if (state === "disabled") buttons.push(action("enable", "Enable", ""));
-    else if (state !== "deleted") buttons.push(action("disable", "Disable", ""));
+    // A state kmipd cannot read back (another provider): both are offered.
+    if (state === "disabled" || state === "unknown") buttons.push(action("enable", "Enable", ""));
+    if (state !== "disabled" && state !== "deleted") buttons.push(action("disable", "Disable", ""));
     if (state !== "deleted") {
       buttons.push(action("delete", "Delete root key", "danger",
         `Delete the root key of instance ${instance.name}? This crypto-shreds ${instance.keys} keys of instance ${instance.name}: vCenter can no longer fetch any of them.` +
