@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from kmipd.protocol import messages
 from kmipd.protocol._generated import (
+    BatchErrorContinuationOption,
     CryptographicAlgorithm,
     KeyFormatType,
     LinkType,
@@ -32,7 +33,15 @@ from kmipd.protocol.payloads import (
     QueryRequest,
     UidRequest,
 )
-from kmipd.protocol.ttlv import DATE_TIME, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
+from kmipd.protocol.ttlv import (
+    BOOLEAN,
+    DATE_TIME,
+    ENUMERATION,
+    INTEGER,
+    STRUCTURE,
+    TEXT_STRING,
+    Item,
+)
 from kmipd.service.identity import ClientIdentity
 from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import NOW, EngineHarness
@@ -379,3 +388,34 @@ def test_rsa_generation_does_not_hold_the_event_loop(kmip: EngineHarness) -> Non
     assert item.result_status == OK, item.result_message
     assert len(gaps) >= 5, gaps  # the generation took a while: the loop ran meanwhile
     assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+
+
+def test_undo_removes_both_keys(kmip: EngineHarness) -> None:
+    results = kmip.batch(
+        (Operation.CREATE_KEY_PAIR, pair_request([algorithm(A.EC), length(256)])),
+        (Operation.GET, GetRequest(unique_identifier="no-such-object")),
+        option=BatchErrorContinuationOption.UNDO,
+    )
+    assert [r.result_status for r in results] == [
+        ResultStatus.OPERATION_UNDONE,
+        ResultStatus.OPERATION_FAILED,
+    ]
+    located = kmip.call(Operation.LOCATE, LocateRequest())
+    assert located.payload.unique_identifiers == []
+
+
+def test_a_sensitive_private_key_is_not_served_but_its_public_key_is(
+    kmip: EngineHarness,
+) -> None:
+    private_uid, public_uid = create_pair(
+        kmip,
+        algorithm(A.RSA),
+        length(2048),
+        private=[usage(SIGN), Attribute("Sensitive", True, None, BOOLEAN)],
+    )
+    refused = kmip.call(Operation.GET, GetRequest(unique_identifier=private_uid))
+    assert refused.result_reason == ResultReason.SENSITIVE
+    public = get(kmip, public_uid).managed_object.key_block
+    assert isinstance(
+        serialization.load_der_public_key(public.key_value.key_material), rsa.RSAPublicKey
+    )
