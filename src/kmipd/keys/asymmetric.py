@@ -221,9 +221,10 @@ def _recommended_curve(curve: ec.EllipticCurve) -> RecommendedCurve:
 def load_private(block: KeyBlock, *, checked: bool = False) -> PrivateKeyObject:
     """The private key a (plain, unwrapped) key block holds.
 
-    ``checked``: the material was checked when it was stored (generated here, or registered
-    and loaded then; a sealed body cannot change undetected), so the RSA consistency check is
-    skipped: it holds the GIL for about 0.6 s for a 4096-bit key.
+    ``checked``: skip OpenSSL's RSA consistency check, which holds the GIL for up to a second
+    (4096 bits): the material was checked when it was stored (generated here, or registered
+    and checked then; a sealed body cannot change undetected), or the caller checks it in a
+    worker (:func:`kmipd.keys.rsa_worker.is_consistent`).
     """
     fmt = block.key_format_type
     material = _material(block)

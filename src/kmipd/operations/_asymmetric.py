@@ -5,7 +5,9 @@ or wrapped material) are stored as given, as before: Get returns them in their o
 
 from __future__ import annotations
 
-from kmipd.keys import asymmetric
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from kmipd.keys import asymmetric, rsa_worker
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.protocol._generated import CryptographicAlgorithm, ResultReason
 from kmipd.protocol.objects import PrivateKey, PublicKey
@@ -13,15 +15,16 @@ from kmipd.protocol.ttlv import ENUMERATION, INTEGER
 from kmipd.service.errors import KmipError
 
 
-def check_registered_key(body: PrivateKey | PublicKey, stored: AttributeSet) -> None:
+async def check_registered_key(body: PrivateKey | PublicKey, stored: AttributeSet) -> None:
     """Refuse RSA or EC material that is malformed or contradicts ``stored``; complete
     ``stored`` from it."""
     block = body.key_block
     if block is None or block.key_wrapping_data is not None:
         return
     try:
+        # An RSA private key is parsed here and checked in a worker (below).
         key: asymmetric.PrivateKeyObject | asymmetric.PublicKeyObject = (
-            asymmetric.load_private(block)
+            asymmetric.load_private(block, checked=True)
             if isinstance(body, PrivateKey)
             else asymmetric.load_public(block)
         )
@@ -29,6 +32,10 @@ def check_registered_key(body: PrivateKey | PublicKey, stored: AttributeSet) -> 
         raise KmipError(ResultReason.INVALID_FIELD, str(exc)) from None
     except asymmetric.KeyFormatError:
         return  # not a key kmipd reads: kept as given
+    if isinstance(key, rsa.RSAPrivateKey) and not await rsa_worker.is_consistent(key):
+        raise KmipError(
+            ResultReason.INVALID_FIELD, "the RSA private key's numbers are inconsistent"
+        )
     description = asymmetric.describe(key)
     algorithm = stored.value("Cryptographic Algorithm")
     if algorithm is None:

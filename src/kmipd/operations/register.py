@@ -143,7 +143,7 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
         for name, value, typ in _check_key_block(object_type, block, given):
             stored.set(name, value, typ)
     if isinstance(body, PrivateKey | PublicKey):
-        check_registered_key(body, stored)
+        await check_registered_key(body, stored)
     given_type = stored.value("Certificate Type")
     if isinstance(body, Certificate) and given_type not in (None, body.certificate_type):
         raise KmipError(

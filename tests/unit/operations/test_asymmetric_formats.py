@@ -38,6 +38,7 @@ from kmipd.protocol.payloads import (
 )
 from kmipd.protocol.ttlv import BIG_INTEGER, ENUMERATION, INTEGER, STRUCTURE, TEXT_STRING, Item
 from tests.unit.operations.conftest import EngineHarness
+from tests.unit.operations.test_create_key_pair import call_while_ticking
 
 A = CryptographicAlgorithm
 F = KeyFormatType
@@ -455,3 +456,41 @@ def test_keys_kmipd_does_not_read_are_stored_as_given(
         Operation.GET, GetRequest(unique_identifier=uid, key_format_type=other_format)
     )
     assert result.result_reason == ResultReason.KEY_FORMAT_TYPE_NOT_SUPPORTED
+
+
+def test_an_inconsistent_rsa_private_key_is_refused(kmip: EngineHarness) -> None:
+    """The primes and the modulus agree, the private exponent does not: OpenSSL's check
+    (run in a worker process) refuses it."""
+    numbers = RSA_KEY.private_numbers()
+    values = {
+        Tag.MODULUS: numbers.public_numbers.n,
+        Tag.PRIVATE_EXPONENT: numbers.d + 2,
+        Tag.PUBLIC_EXPONENT: numbers.public_numbers.e,
+        Tag.P: numbers.p,
+        Tag.Q: numbers.q,
+        Tag.PRIME_EXPONENT_P: numbers.dmp1,
+        Tag.PRIME_EXPONENT_Q: numbers.dmq1,
+        Tag.CRT_COEFFICIENT: numbers.iqmp,
+    }
+    material = Item(
+        Tag.KEY_MATERIAL, STRUCTURE, [Item(tag, BIG_INTEGER, v) for tag, v in values.items()]
+    )
+    body = PrivateKey(
+        key_block=KeyBlock(
+            key_format_type=F.TRANSPARENT_RSA_PRIVATE_KEY, key_value=KeyValue(material)
+        )
+    )
+    result = kmip.call(Operation.REGISTER, register_request(body, []))
+    assert result.result_reason == ResultReason.INVALID_FIELD
+    assert result.result_message == "the RSA private key's numbers are inconsistent"
+
+
+def test_checking_a_registered_rsa_key_does_not_hold_the_event_loop(kmip: EngineHarness) -> None:
+    """OpenSSL's check of a 4096-bit RSA key holds the GIL for about a second here: it runs in
+    a worker process, so other connections are served meanwhile."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    body = asymmetric.private_key_object(key, A.RSA, F.PKCS_1)
+    item, gaps = call_while_ticking(kmip, Operation.REGISTER, register_request(body, []))
+    assert item.result_status == OK, item.result_message
+    assert len(gaps) >= 5, gaps
+    assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
