@@ -1,6 +1,7 @@
-"""The console's root key page for an instance whose root key is in a PKCS#11 token
-(SoftHSM2): kmipd does not list that key's state, so the card shows what the last action
-reported and offers both disable and enable; both work, and KMIP follows."""
+"""The console with a root key provider in a PKCS#11 token (SoftHSM2): the wizard makes an
+instance whose new root key is in the token; kmipd does not list that key's state, so the root
+key card shows what the last action reported and offers both disable and enable; both work,
+and KMIP follows."""
 
 from __future__ import annotations
 
@@ -51,23 +52,32 @@ def test_hsm_root_key_disable_and_enable_from_the_console(
     playwright_browser: Any, hsm_server: KmipdServer, tmp_path: Path
 ) -> None:
     server = hsm_server
-    with https_client(server) as http:
-        http.headers.update(bearer(server.admin_api_key))
-        made = http.post("/admin/v1/instances", json={"name": "hsm-a", "provider": "hsm"})
-        assert made.status_code == 201, made.text
-        issued = http.post(
-            "/admin/v1/instances/hsm-a/certificates/issue", json={"common_name": "hsm-a"}
-        ).json()
-    credentials = write_pair(
-        tmp_path, "hsm-a", issued["certificate"]["pem"], issued["private_key_pem"]
-    )
-    with server.connect(context=server.tls_context(certificate=credentials)) as connection:
-        uid = kmip.created_uid(connection.call(kmip.create_aes()))
-
     console = Console.open(playwright_browser, server)
     page = console.page
     try:
         console.sign_in(server.admin_api_key)
+        # The wizard offers a new root key in the configured provider, made with the instance.
+        page.locator('#view > [data-page="setup"][aria-busy="false"]').wait_for()
+        page.get_by_label("Use root key").select_option("provider:hsm")
+        page.locator("#root-key-next").click()
+        expect(page.locator("#root-key-result")).to_contain_text("a new one in provider hsm")
+        page.get_by_label("Instance name").fill("hsm-a")
+        page.locator("#instance-create").click()
+        expect(page.locator("#instance-result")).to_contain_text("Instance hsm-a created")
+        with https_client(server) as http:
+            http.headers.update(bearer(server.admin_api_key))
+            instance = http.get("/admin/v1/instances/hsm-a").json()
+            issued = http.post(
+                "/admin/v1/instances/hsm-a/certificates/issue", json={"common_name": "hsm-a"}
+            ).json()
+        assert instance["provider"] == "hsm"
+        expect(page.locator("#instance-result")).to_contain_text(instance["root_key_id"])
+        credentials = write_pair(
+            tmp_path, "hsm-a", issued["certificate"]["pem"], issued["private_key_pem"]
+        )
+        with server.connect(context=server.tls_context(certificate=credentials)) as connection:
+            uid = kmip.created_uid(connection.call(kmip.create_aes()))
+
         console.go("#/root-keys")
         card = page.locator('section[data-instance="hsm-a"]')
         expect(card).to_contain_text("in provider hsm")

@@ -185,7 +185,9 @@ function signOut(message = "") {
 // --- setup wizard -------------------------------------------------------------------------
 
 async function setupPage(root) {
-  const wizard = { rootKeyId: null, instance: null, clientFingerprint: null };
+  // provider: a configured root key provider other than the built-in keyring, whose new
+  // root key is made when the instance is created.
+  const wizard = { rootKeyId: null, provider: null, chosen: false, instance: null, clientFingerprint: null };
   const steps = h("ol", { class: "steps" });
   root.append(h("h1", {}, "Set up a key provider for vCenter"), steps);
   const step = (title) => {
@@ -197,8 +199,12 @@ async function setupPage(root) {
   // 1. Root key
   const rootStep = step("Root key");
   const rootKeys = (await api("GET", "/api/v2/keys?extractable=false&state=1", { headers: kpHeaders() })).resources || [];
+  // Other providers are those the node checks (root_key_provider.NAME).
+  const providers = Object.keys((await api("GET", "/admin/v1/nodes")).nodes[0]?.checks || {})
+    .filter((check) => check.startsWith("root_key_provider.")).map((check) => check.split(".").slice(1).join("."));
   const pick = h("select", { id: "root-key-pick" },
-    h("option", { value: "" }, "— create a new root key —"),
+    h("option", { value: "" }, "— create a new root key (built-in keyring) —"),
+    providers.map((provider) => h("option", { value: `provider:${provider}` }, `— create a new root key in provider ${provider} —`)),
     rootKeys.map((k) => h("option", { value: k.id }, `${k.name} (${k.id})`)));
   const newName = h("input", { type: "text", id: "root-key-name", value: "vSphere root key", size: 30 });
   const rootResult = h("p", { id: "root-key-result", class: "mono" });
@@ -208,7 +214,11 @@ async function setupPage(root) {
     h("button", {
       type: "button", id: "root-key-next", class: "primary",
       onclick: guarded(async () => {
-        if (pick.value) wizard.rootKeyId = pick.value;
+        wizard.provider = null;
+        if (pick.value.startsWith("provider:")) {
+          wizard.provider = pick.value.slice("provider:".length);
+          wizard.rootKeyId = null;
+        } else if (pick.value) wizard.rootKeyId = pick.value;
         else {
           const made = await api("POST", "/api/v2/keys", {
             headers: kpHeaders(),
@@ -217,7 +227,10 @@ async function setupPage(root) {
           });
           wizard.rootKeyId = made.resources[0].id;
         }
-        rootResult.textContent = `Root key: ${wizard.rootKeyId}`;
+        wizard.chosen = true;
+        rootResult.textContent = wizard.provider
+          ? `Root key: a new one in provider ${wizard.provider}, made with the instance`
+          : `Root key: ${wizard.rootKeyId}`;
         say("Root key chosen.");
         document.getElementById("instance-name").focus();
       }),
@@ -232,9 +245,13 @@ async function setupPage(root) {
       h("button", {
         type: "button", id: "instance-create", class: "primary",
         onclick: guarded(async () => {
-          if (!wizard.rootKeyId) throw new Error("Choose a root key first (step 1).");
-          const made = await api("POST", "/admin/v1/instances", { body: { name: name.value.trim(), root_key_id: wizard.rootKeyId } });
+          if (!wizard.chosen) throw new Error("Choose a root key first (step 1).");
+          const body = { name: name.value.trim() };
+          if (wizard.rootKeyId) body.root_key_id = wizard.rootKeyId;
+          if (wizard.provider) body.provider = wizard.provider;
+          const made = await api("POST", "/admin/v1/instances", { body });
           wizard.instance = made.name;
+          wizard.rootKeyId = made.root_key_id;
           instanceResult.textContent = `Instance ${made.name} created, bound to root key ${made.root_key_id}.`;
           say(`Instance ${made.name} created.`);
           await fillSummary();
