@@ -51,9 +51,10 @@ class Snapshot:
 
 
 def take(settings: config.Settings) -> Snapshot:
-    store = Store.from_url(settings.store.url, base=settings.data_dir)
     if is_postgres_url(settings.store.url):
         return _from_postgres(settings.store.url)
+    # The store resolves (and checks) the URL; it is never opened here.
+    store = Store.from_url(settings.store.url, base=settings.data_dir)
     path: Path = store.database.path  # type: ignore[attr-defined]
     return _from_sqlite(path, settings.data_dir / KEYRING_DIR / KEYRING_FILE)
 
