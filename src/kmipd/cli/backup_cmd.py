@@ -34,7 +34,9 @@ def register(commands: Any) -> None:
     backup.set_defaults(run=run_backup)
 
     rest = commands.add_parser("restore", help="build a new setup from a backup file")
-    rest.add_argument("--from", dest="source", type=Path, required=True, metavar="FILE")
+    rest.add_argument(
+        "--from", dest="source", type=Path, required=True, metavar="FILE", help="the backup file"
+    )
     rest.add_argument("--data-dir", type=Path, required=True, help="a new, empty directory")
     rest.add_argument("--store", dest="store_url", help="a new store URL (default: SQLite)")
     rest.add_argument("--kmip-port", type=int, help="KMIP port (default: the backup's)")
