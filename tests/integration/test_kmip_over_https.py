@@ -24,9 +24,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from kmipd.protocol import json_encoding, messages, ttlv, xml_encoding
-from kmipd.protocol._generated import Operation, ResultReason, ResultStatus
-from kmipd.protocol.payloads import DiscoverVersionsRequest
-from kmipd.protocol.ttlv import Item
+from kmipd.protocol._generated import ObjectType, Operation, ResultReason, ResultStatus
+from kmipd.protocol.attributes import Attribute, TemplateAttribute
+from kmipd.protocol.payloads import CreateRequest, DiscoverVersionsRequest, GetAttributesRequest
+from kmipd.protocol.ttlv import ENUMERATION, INTEGER, Item
 from kmipd.transport.tls import fingerprint
 from tests.support import kmip
 from tests.support.admin import bearer, https_client
@@ -297,6 +298,34 @@ def test_a_well_formed_body_that_is_no_request_gets_a_kmip_error(server: KmipdSe
     item = _batch_item(json_encoding.from_json(answer.content))
     assert item.result_status == ResultStatus.OPERATION_FAILED
     assert item.result_reason == ResultReason.INVALID_MESSAGE
+
+
+def test_a_stored_value_xml_cannot_carry_is_refused_in_xml_and_served_in_ttlv(
+    server: KmipdServer,
+) -> None:
+    """A Name with a control character, registered over TTLV: XML 1.0 cannot hold it."""
+    template = TemplateAttribute(
+        attributes=[
+            Attribute("Cryptographic Algorithm", kmip.AES, None, ENUMERATION),
+            Attribute("Cryptographic Length", 256, None, INTEGER),
+            Attribute("Cryptographic Usage Mask", 12, None, INTEGER),
+            kmip.name_attribute("bell\x07name"),
+        ]
+    )
+    create = CreateRequest(object_type=ObjectType.SYMMETRIC_KEY, template_attribute=template)
+    uid = kmip.created_uid(server.call(kmip.request(Operation.CREATE, create)))
+    get_attributes = _tree(
+        kmip.request(Operation.GET_ATTRIBUTES, GetAttributesRequest(unique_identifier=uid))
+    )
+    with KmipHttpsClient.for_instance(server) as client:
+        item = _batch_item(client.send(get_attributes, "xml"))
+        assert item.result_status == ResultStatus.OPERATION_FAILED
+        assert item.result_reason == ResultReason.GENERAL_FAILURE
+        assert item.result_message is not None
+        assert "cannot be written in KMIP XML" in item.result_message
+        assert "ask for it in TTLV" in item.result_message
+        names = [a for a in _ok(client.send(get_attributes, "ttlv")).attributes if a.name == "Name"]
+    assert [a.value.value[0].value for a in names] == ["bell\x07name"]
 
 
 def test_a_body_over_the_limit_gets_413(server: KmipdServer) -> None:
