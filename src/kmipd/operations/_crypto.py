@@ -19,6 +19,7 @@ from kmipd.crypto.streams import STREAMS, OpenStream
 from kmipd.crypto.symmetric import Sealed, begin
 from kmipd.keys import asymmetric
 from kmipd.operations._common import load, load_body, resolve_uid, update
+from kmipd.protocol import tables
 from kmipd.protocol._generated import (
     CryptographicUsageMask,
     ObjectType,
@@ -332,6 +333,21 @@ def refuse_streaming(
             ResultReason.FEATURE_NOT_SUPPORTED,
             "this operation does not take data in parts (Init Indicator, Final Indicator, "
             "Correlation Value): send the whole data in one request",
+        )
+
+
+_OPERATIONS = tables.enum_def("Operation")
+
+
+def require_version(ctx: RequestContext, operation: Operation) -> None:
+    """The cryptographic operations came with KMIP 1.2: a 1.0 or 1.1 request naming one is
+    answered as an operation its version does not have (Query does not list them there)."""
+    if _OPERATIONS is not None and _OPERATIONS.variant(operation, ctx.version) is None:
+        major, minor = ctx.version
+        raise KmipError(
+            ResultReason.OPERATION_NOT_SUPPORTED,
+            f"{operation.name.replace('_', ' ').title()} is not a KMIP {major}.{minor} "
+            "operation: send it in KMIP 1.2 or later",
         )
 
 

@@ -12,6 +12,7 @@ from kmipd.operations._crypto import (
     is_multipart,
     request_params,
     require_data,
+    require_version,
     usable_key,
 )
 from kmipd.protocol._generated import ObjectType, Operation
@@ -22,6 +23,7 @@ OPERATION = Operation.DECRYPT
 
 
 async def handle(ctx: RequestContext, request: DecryptRequest) -> DecryptResponse:
+    require_version(ctx, OPERATION)
     if is_multipart(request.correlation_value, request.init_indicator, request.final_indicator):
         part = await cipher_part(ctx, request, DECRYPT)
         return DecryptResponse(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kmipd.crypto import digest
 from kmipd.crypto.params import parse
-from kmipd.operations._crypto import crypto_errors, refuse_streaming, require_data
+from kmipd.operations._crypto import crypto_errors, refuse_streaming, require_data, require_version
 from kmipd.protocol._generated import Operation
 from kmipd.protocol.crypto_payloads import HashRequest, HashResponse
 from kmipd.service.context import RequestContext
@@ -13,6 +13,7 @@ OPERATION = Operation.HASH
 
 
 async def handle(ctx: RequestContext, request: HashRequest) -> HashResponse:
+    require_version(ctx, OPERATION)
     refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
     data = require_data(request.data)
     with crypto_errors():

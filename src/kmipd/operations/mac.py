@@ -10,6 +10,7 @@ from kmipd.operations._crypto import (
     refuse_streaming,
     request_params,
     require_data,
+    require_version,
     usable_key,
 )
 from kmipd.protocol._generated import Operation
@@ -20,6 +21,7 @@ OPERATION = Operation.MAC
 
 
 async def handle(ctx: RequestContext, request: MacRequest) -> MacResponse:
+    require_version(ctx, OPERATION)
     refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
     data = require_data(request.data)
     key = await usable_key(ctx, request.unique_identifier, MAC_GENERATE, len(data))

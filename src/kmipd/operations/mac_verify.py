@@ -13,6 +13,7 @@ from kmipd.operations._crypto import (
     refuse_streaming,
     request_params,
     require_data,
+    require_version,
     usable_key,
 )
 from kmipd.protocol._generated import Operation, ValidityIndicator
@@ -23,6 +24,7 @@ OPERATION = Operation.MAC_VERIFY
 
 
 async def handle(ctx: RequestContext, request: MacVerifyRequest) -> MacVerifyResponse:
+    require_version(ctx, OPERATION)
     refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
     data = require_data(request.data)
     mac_data = require_data(request.mac_data, "MAC Data")

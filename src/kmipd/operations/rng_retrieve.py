@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from kmipd.operations._crypto import require_version
 from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.crypto_payloads import RngRetrieveRequest, RngRetrieveResponse
 from kmipd.service.context import RequestContext
@@ -16,6 +17,7 @@ MAX_DATA_LENGTH = 1024 * 1024
 
 
 async def handle(ctx: RequestContext, request: RngRetrieveRequest) -> RngRetrieveResponse:
+    require_version(ctx, OPERATION)
     length = request.data_length
     if length is None or not 0 < length <= MAX_DATA_LENGTH:
         raise KmipError(

@@ -9,6 +9,7 @@ from kmipd.operations._crypto import (
     crypto_errors,
     refuse_streaming,
     request_params,
+    require_version,
     usable_key,
 )
 from kmipd.protocol._generated import Operation, ResultReason
@@ -20,6 +21,7 @@ OPERATION = Operation.SIGN
 
 
 async def handle(ctx: RequestContext, request: SignRequest) -> SignResponse:
+    require_version(ctx, OPERATION)
     refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
     message = request.data if request.data is not None else request.digested_data
     if message is None:

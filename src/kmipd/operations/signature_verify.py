@@ -13,6 +13,7 @@ from kmipd.operations._crypto import (
     refuse_streaming,
     request_params,
     require_data,
+    require_version,
     usable_key,
 )
 from kmipd.protocol._generated import Operation, ResultReason, ValidityIndicator
@@ -24,6 +25,7 @@ OPERATION = Operation.SIGNATURE_VERIFY
 
 
 async def handle(ctx: RequestContext, request: SignatureVerifyRequest) -> SignatureVerifyResponse:
+    require_version(ctx, OPERATION)
     refuse_streaming(request.correlation_value, request.init_indicator, request.final_indicator)
     signature = require_data(request.signature_data, "Signature Data")
     message = request.data if request.data is not None else request.digested_data

@@ -693,6 +693,17 @@ def test_ecdsa_sign_verified_independently(kmip: EngineHarness) -> None:
     key.public_key().verify(signed.payload.signature_data, b"document", ec.ECDSA(hashes.SHA256()))
 
 
+def test_kmip_1_1_has_no_crypto_operations(kmip: EngineHarness) -> None:
+    result = kmip.call(Operation.RNG_RETRIEVE, RngRetrieveRequest(data_length=8), version=(1, 1))
+    expect_failure(result, ResultReason.OPERATION_NOT_SUPPORTED)
+    assert "KMIP 1.1" in (result.result_message or "")
+    uid = aes_key(kmip)
+    ecb = params(block_cipher_mode=BlockCipherMode.ECB)
+    refused = encrypt(kmip, uid, bytes(16), cryptographic_parameters=ecb, version=(1, 1))
+    expect_failure(refused, ResultReason.OPERATION_NOT_SUPPORTED)
+    assert encrypt(kmip, uid, bytes(16), cryptographic_parameters=ecb, version=(1, 2)).payload
+
+
 def test_query_reports_the_crypto_operations(kmip: EngineHarness) -> None:
     for version in ((1, 4), (2, 1)):
         result = kmip.call(
