@@ -12,9 +12,11 @@ The answer must come back with 200 in the same encoding and match the expected r
 The terminal summary prints, per version and profile,
 "MSGENC-XML v1.4: N of M mandatory test cases pass".
 
-Also sent: the HTTP requests of the MSGENC-HTTPS-M-1-1x tests byte for byte as the OASIS
-document prints them (``encoding-vectors.json``: HTTP/1.0, Pragma and Cache-Control headers,
-a Content-Length with trailing spaces), each answered with 200 and the document's result.
+Also sent: the requests of the MSGENC-*-M-1-1x tests as the OASIS document prints them
+(``encoding-vectors.json``): the HTTPS ones byte for byte (HTTP/1.0, Pragma and Cache-Control
+headers, a Content-Length with trailing spaces), the XML and JSON ones as the document's text
+(its line breaks inside tags, its 0x-hex numbers); each is answered with 200 and the
+document's result.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from typing import Any
 
 import pytest
 
-from kmipd.protocol import messages
+from kmipd.protocol import messages, ttlv
 from tests.conformance.conftest import ServerConformanceTally
 from tests.support import oasis
-from tests.support.kmip_http import KmipHttpsClient
+from tests.support.kmip_http import ENCODINGS, KmipHttpsClient
 from tests.support.oasis_harness import CaseRunner, prepare_case, query_requirements
 from tests.support.server import KmipdServer, init_server
 from tests.support.shared import KMIP_TESTCASES
@@ -203,6 +205,61 @@ def test_the_documents_http_request_is_answered(
     assert answer.status == 200, (test_id, answer.status, content[:300])
     assert answer.getheader("Content-Type") == "application/octet-stream"
     actual = messages.decode_response(content)
+    expected = messages.decode_response(expected_ttlv)
+    assert actual.header.protocol_version == expected.header.protocol_version
+    assert [(i.operation, i.result_status, i.result_reason) for i in actual.batch_items] == [
+        (i.operation, i.result_status, i.result_reason) for i in expected.batch_items
+    ]
+
+
+def _document_texts() -> list[Any]:
+    """(test id, encoding, request text, expected response TTLV) for the XML and JSON tests."""
+    path = KMIP_TESTCASES / "encoding-vectors.json"
+    if not path.exists():
+        return [pytest.param(None, id="no-shared-data")]
+    tests = json.loads(path.read_text(encoding="utf-8"))["tests"]
+    texts = []
+    for test_id, test in tests.items():
+        profile = test_id.rsplit("-M-", 1)[0]
+        encoding = {"MSGENC-XML": "xml", "MSGENC-JSON": "json"}.get(profile)
+        if encoding is None:
+            continue
+        responses = {m["time"]: m for m in test["messages"] if m["direction"] == "response"}
+        for request in (m for m in test["messages"] if m["direction"] == "request"):
+            text = request[encoding]
+            if encoding == "json":
+                text = _closed_json(text)
+            expected = bytes.fromhex(responses[request["time"]]["ttlv_hex"])
+            texts.append(
+                pytest.param(
+                    (test_id, encoding, text, expected), id=f"{test_id}-step{request['time']}"
+                )
+            )
+    return texts
+
+
+def _closed_json(text: str) -> str:
+    """MSGENC-JSON-M-1-10's first request lacks its final brace (the folder README's
+    known_defects_in_the_document); fixed here, the data stays untouched."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return text + "}"
+    return text
+
+
+@pytest.mark.parametrize("document", _document_texts())
+def test_the_documents_xml_and_json_requests_are_answered(
+    document: tuple[str, str, str, bytes] | None, msgenc_server: KmipdServer
+) -> None:
+    if document is None:
+        pytest.skip(f"shared test data not found at {KMIP_TESTCASES}")
+    test_id, encoding, text, expected_ttlv = document
+    codec = ENCODINGS[encoding]
+    with KmipHttpsClient.for_instance(msgenc_server) as client:
+        answer = client.post(text.encode("utf-8"), codec.content_type)
+    assert answer.status_code == 200, (test_id, answer.status_code, answer.text[:300])
+    actual = messages.decode_response(ttlv.encode(codec.decode(answer.content)))
     expected = messages.decode_response(expected_ttlv)
     assert actual.header.protocol_version == expected.header.protocol_version
     assert [(i.operation, i.result_status, i.result_reason) for i in actual.batch_items] == [
