@@ -86,9 +86,10 @@ class HttpsServer:
     def trust_clients(self, pems: Iterable[bytes]) -> None:
         """Add client certificates and CAs (PEM) to what the TLS handshake accepts, as the
         KMIP port's trust store does (``VERIFY_X509_PARTIAL_CHAIN`` makes a pinned
-        certificate its own anchor). Only ever added to: the handshakes in progress share
-        the store. A certificate removed later still completes the handshake here, and
-        POST /kmip refuses it when it maps it to an instance (403)."""
+        certificate its own anchor). Only ever added to: the running server keeps its one
+        context, and OpenSSL cannot take a certificate out of a store. A certificate removed
+        later still completes the handshake here; POST /kmip then refuses it (403), as it
+        maps every request's certificate to an instance again."""
         self._client_trust = list(pems)
         context = self._server.config.ssl if self._server.config.loaded else None
         data = b"\n".join(self._client_trust)
