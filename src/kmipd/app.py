@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmipd import __version__, config, logging_setup, reload, startup_checks
+from kmipd import __version__, config, logging_setup, reload, startup_checks, systemd_notify
 from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, SigningKeyError, load_signing_key
 from kmipd.api.deps import ApiServices
@@ -525,6 +525,11 @@ def _external_changes(provider: RootKeyProvider) -> bool:
 async def serve(settings: config.Settings) -> None:
     """Run until SIGINT or SIGTERM."""
     app = App.build(settings)
+    loop = asyncio.get_running_loop()
+    # Before the ports open: SIGHUP's default action would end the process, and a reload
+    # sent as soon as the port answers must not.
+    reloads = _Reloads(app, settings)
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     try:
         await app.start()
     except BaseException:
@@ -532,11 +537,8 @@ async def serve(settings: config.Settings) -> None:
         raise
     assert app.listener is not None and app.https is not None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    reloads = _Reloads(app, settings)
-    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     kmip_ports = ",".join(map(str, app.listener.ports))
     https_ports = ",".join(map(str, app.https.ports))
     log.info(
@@ -553,8 +555,11 @@ async def serve(settings: config.Settings) -> None:
         f"{settings.https.host}:{https_ports}, data in {settings.data_dir}",
         flush=True,
     )
+    systemd_notify.ready(f"serving KMIP on port {kmip_ports}, HTTPS on port {https_ports}")
+    reloads.started()
     try:
         await stop.wait()
+        systemd_notify.stopping()
         log.info("stopping: answering the requests in flight, refusing new connections")
         loop.remove_signal_handler(signal.SIGHUP)
         await reloads.finish()
@@ -576,22 +581,40 @@ class _Reloads:
             self._file = settings
         self._task: asyncio.Task[None] | None = None
         self._again = False
+        self._serving = False
+        self._pending = False  # a SIGHUP came while kmipd was starting
 
     def request(self) -> None:
         log.info("SIGHUP: reloading kmipd.toml and the TLS files")
+        if not self._serving:
+            self._pending = True
+            return
         if self._task is not None and not self._task.done():
             self._again = True
             return
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def started(self) -> None:
+        """kmipd serves: run the reload a SIGHUP asked for while it was starting."""
+        self._serving = True
+        if self._pending:
+            self._pending = False
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
     async def _run(self) -> None:
+        systemd_notify.reloading()
         while True:
             self._again = False
+            status = "serving; the last reload was refused (see the log)"
             try:
-                self._file = await self._app.reload(self._file)
+                before = self._file
+                self._file = await self._app.reload(before)
+                if self._file is not before:
+                    status = "serving; reloaded"
             except Exception:  # a failed reload must not stop the server
                 log_failure(log, "reload failed; still serving as before")
             if not self._again:
+                systemd_notify.ready(status)
                 return
 
     async def finish(self) -> None:

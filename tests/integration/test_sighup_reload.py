@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +145,35 @@ def test_an_unknown_log_format_is_refused_on_reload(server: KmipdServer) -> None
     _sighup(server, "reload refused")
     assert "log.format must be one of text, json, got 'xml'" in server.log()
     kmip.ok(server.call(kmip.discover_versions()))
+
+
+def test_systemd_is_told_ready_reloading_and_stopping(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Type=notify: READY=1 once the ports are open, RELOADING=1 then READY=1 around a
+    reload, STOPPING=1 on SIGTERM; on a real Unix datagram socket, as systemd's."""
+    address = tmp_path / "notify.sock"
+    assert len(str(address)) < 100  # a Unix socket path's limit
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(address))
+        notify.settimeout(RELOAD_BOUND)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(address))
+        server = init_server(tmp_path / "data")
+        server.start()
+        try:
+            ready = notify.recv(4096).decode()
+            assert ready.splitlines()[0] == "READY=1"
+            assert f"STATUS=serving KMIP on port {server.kmip_port}," in ready
+
+            os.kill(server.pid, signal.SIGHUP)
+            reloading = notify.recv(4096).decode().splitlines()
+            assert reloading[0] == "RELOADING=1"
+            assert re.fullmatch(r"MONOTONIC_USEC=\d+", reloading[1])
+            assert notify.recv(4096).decode() == "READY=1\nSTATUS=serving; reloaded"
+
+            assert server.process is not None
+            server.process.send_signal(signal.SIGTERM)
+            assert notify.recv(4096).decode() == "STOPPING=1"
+            assert server.process.wait(30) == 0
+        finally:
+            server.stop()

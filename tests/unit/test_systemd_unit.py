@@ -87,6 +87,13 @@ def test_serves_its_state_directory(service: dict[str, str]) -> None:
     assert service["StateDirectoryMode"] == "0700"
 
 
+def test_started_when_kmipd_says_it_is_ready(service: dict[str, str]) -> None:
+    """kmipd.systemd_notify sends READY=1 once the ports are open: a reload is not sent
+    before the SIGHUP handler is in place."""
+    assert service["Type"] == "notify"
+    assert service["NotifyAccess"] == "main"
+
+
 def test_reload_is_sighup_and_stop_outlasts_the_shutdown_grace(service: dict[str, str]) -> None:
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["KillSignal"] == "SIGTERM"
