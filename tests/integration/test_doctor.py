@@ -23,9 +23,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from kmipd import config, pki
 from kmipd.store.records import InstanceRecord
+from kmipd.transport.tls import fingerprint
 from tests.support.cli import Cli
 from tests.support.server import KmipdServer, init_server
 
@@ -252,9 +255,8 @@ def test_a_server_certificate_replaced_without_a_reload(
     pki_dir = server.data_dir / "pki"
     ca = pki.load_ca(pki_dir / "ca.pem", pki_dir / "ca-key.pem")
     issued = pki.issue_server(ca, ["localhost", "127.0.0.1"])
-    for name, data in (("server-key.pem", issued.private_key_pem()), ("server.pem", None)):
-        path = pki_dir / name
-        path.write_bytes(data if data is not None else issued.certificate_pem())
+    (pki_dir / "server-key.pem").write_bytes(issued.private_key_pem())  # stays 0600
+    (pki_dir / "server.pem").write_bytes(issued.certificate_pem())
 
     code, lines = doctor(server, capsys)
     assert code == 1
@@ -285,3 +287,20 @@ def test_an_unreadable_configuration_exits_2(
     assert code == 2
     assert out == ""
     assert "unknown setting kmip.port_number" in err and "Traceback" not in err
+
+
+def test_the_instance_client_certificate_no_longer_allowed(
+    server: KmipdServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vCenter's certificate removed from the store: the conversation as vCenter fails."""
+    certificate = x509.load_pem_x509_certificate(server.credentials()[0].read_bytes())
+    assert server.remove_certificate(
+        fingerprint(certificate.public_bytes(serialization.Encoding.DER))
+    )
+
+    code, lines = doctor(server, capsys)
+    assert code == 1
+    assert_fails_with(lines, "FAIL  KMIP as vCenter (default's client certificate ")
+    assert "it does not accept that certificate" in failures(lines)[0]
+    assert "kmipd cert list default" in failures(lines)[0]
+    assert any(line.startswith("WARN  no client certificate is allowed") for line in lines)
