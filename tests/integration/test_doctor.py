@@ -30,6 +30,7 @@ from kmipd import config, pki
 from kmipd.store.records import InstanceRecord
 from kmipd.transport.tls import fingerprint
 from tests.support.cli import Cli
+from tests.support.keyprotect import instance_id, keyprotect_server, new_api_key
 from tests.support.server import KmipdServer, init_server
 
 LINE = re.compile(r"^(OK  |WARN|FAIL)  \S")
@@ -304,3 +305,39 @@ def test_the_instance_client_certificate_no_longer_allowed(
     assert "it does not accept that certificate" in failures(lines)[0]
     assert "kmipd cert list default" in failures(lines)[0]
     assert any(line.startswith("WARN  no client certificate is allowed") for line in lines)
+
+
+def test_a_remote_root_key_provider_is_reached_and_its_clock_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Key Protect provider (another kmipd's /api/v2) in kmipd.toml, its API key in the
+    environment: reachable, and its HTTP Date agrees with this clock (same host)."""
+    with keyprotect_server(tmp_path / "remote") as remote:
+        monkeypatch.setenv("KMIPD_DOCTOR_TEST_KP_KEY", new_api_key(remote, "Reader"))
+        server = init_server(tmp_path / "data")
+        settings = config.load(server.data_dir)
+        provider = config.ProviderSettings(
+            "remote",
+            "keyprotect",
+            {
+                "url": remote.https_url,
+                "instance_id": instance_id(remote),
+                "api_key_env": "KMIPD_DOCTOR_TEST_KP_KEY",
+                "ca": str(remote.ca),
+            },
+        )
+        settings = dataclasses.replace(settings, root_key_providers=(provider,))
+        (server.data_dir / config.CONFIG_FILE).write_text(config.render(settings))
+        server.start()
+        try:
+            code, lines = doctor(server, capsys)
+        finally:
+            server.stop()
+    assert code == 0, lines
+    text = "\n".join(lines)
+    assert "OK    root key provider 'remote' (used by no instance): reachable" in text
+    assert re.search(
+        rf"OK    clock: \d\.\d s (behind|ahead of) root key provider 'remote' "
+        rf"\({re.escape(remote.https_url)}\)",
+        text,
+    ), text
