@@ -351,6 +351,16 @@ def require_version(ctx: RequestContext, operation: Operation) -> None:
         )
 
 
+def no_symmetric_fields(*given: bytes | None) -> None:
+    """RSA encryption takes no IV/Counter/Nonce, additional data or tag: refuse them rather
+    than ignore what the client thinks protects its data."""
+    if any(value is not None for value in given):
+        raise KmipError(
+            ResultReason.BAD_CRYPTOGRAPHIC_PARAMETERS,
+            "RSA takes no IV/Counter/Nonce or Authenticated Encryption fields",
+        )
+
+
 def require_data(data: bytes | None, name: str = "Data") -> bytes:
     if data is None:
         raise KmipError(ResultReason.INVALID_MESSAGE, f"the request has no {name}")

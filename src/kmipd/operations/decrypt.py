@@ -10,6 +10,7 @@ from kmipd.operations._crypto import (
     consume,
     crypto_errors,
     is_multipart,
+    no_symmetric_fields,
     request_params,
     require_data,
     require_version,
@@ -36,6 +37,11 @@ async def handle(ctx: RequestContext, request: DecryptRequest) -> DecryptRespons
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
         if key.obj.object_type == ObjectType.PRIVATE_KEY:
+            no_symmetric_fields(
+                request.iv_counter_nonce,
+                request.authenticated_encryption_additional_data,
+                request.authenticated_encryption_tag,
+            )
             private = key.private_key()
             plain = asymmetric.decrypt(private, params, data)
         else:

@@ -10,6 +10,7 @@ from kmipd.operations._crypto import (
     consume,
     crypto_errors,
     is_multipart,
+    no_symmetric_fields,
     request_params,
     require_data,
     require_version,
@@ -38,6 +39,9 @@ async def handle(ctx: RequestContext, request: EncryptRequest) -> EncryptRespons
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
         if key.obj.object_type == ObjectType.PUBLIC_KEY:
+            no_symmetric_fields(
+                request.iv_counter_nonce, request.authenticated_encryption_additional_data
+            )
             public = key.public_key()
             sealed = symmetric.Sealed(asymmetric.encrypt(public, params, data))
         else:

@@ -681,6 +681,8 @@ def test_rsa_oaep_encrypt_and_decrypt(kmip: EngineHarness) -> None:
     assert key.decrypt(sealed.payload.data, reference) == b"wrapped secret"
     opened = decrypt(kmip, private, sealed.payload.data, cryptographic_parameters=oaep)
     assert opened.payload.data == b"wrapped secret"
+    with_iv = encrypt(kmip, public, b"x", cryptographic_parameters=oaep, iv_counter_nonce=bytes(16))
+    expect_failure(with_iv, ResultReason.BAD_CRYPTOGRAPHIC_PARAMETERS)
     garbage = decrypt(kmip, private, bytes(256), cryptographic_parameters=oaep)
     expect_failure(garbage, ResultReason.CRYPTOGRAPHIC_FAILURE)
     # PKCS#1 v1.5 decryption would be a padding oracle: refused whatever the ciphertext.
