@@ -39,6 +39,16 @@ VERSIONS = ("v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1")
 PROFILES = ("SKLC", "SKFF", "OMOS", "SASED", "TL", "AKLC", "CS-BC", "CS-AC", "CS-RNG")
 EXTRA = {"v2.1": ("BL",)}
 
+# Mandatory cases that do not pass, each with the reason. They are reported as xfail, never as
+# passes, and the tally counts them as failed; strict: one that starts passing fails the run
+# until it is taken off this list.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ("v1.3", "CS-AC-M-3-ECC-13"): (
+        "its EC key pair is on secp256k1: kmipd stores EC keys on other curves than P-256 and "
+        "P-384 as given but does not use them (kmipd.keys.asymmetric.CURVES)"
+    ),
+}
+
 
 def _selected() -> list[tuple[str, str, str, str]]:
     """(version, profile, requirement, test id) for every case this module runs."""
@@ -137,6 +147,10 @@ def test_oasis_profile_case(
         result = CaseRunner(loaded, send, query_required=_query_required(version, profile)).run()
 
     server_conformance_tally.record(version, profile, requirement, test_id, result.passed)
+    known = KNOWN_FAILURES.get((version, test_id))
+    if requirement == "mandatory" and known is not None:
+        assert not result.passed, f"{test_id} passes now: take it off KNOWN_FAILURES"
+        pytest.xfail(f"{known}; {result.failure}")
     if requirement == "mandatory":
         assert result.passed, f"{test_id} ({path.name}) {result.failure}"
     elif not result.passed:
