@@ -523,7 +523,8 @@ def _external_changes(provider: RootKeyProvider) -> bool:
 
 
 async def serve(settings: config.Settings) -> None:
-    """Run until SIGINT or SIGTERM."""
+    """Run until SIGINT or SIGTERM (each answers the requests in flight first); SIGHUP
+    reloads kmipd.toml and the TLS files (``App.reload``)."""
     app = App.build(settings)
     loop = asyncio.get_running_loop()
     # Before the ports open: SIGHUP's default action would end the process, and a reload
