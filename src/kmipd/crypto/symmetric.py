@@ -125,7 +125,7 @@ class CipherStream:
             if self._encrypting:
                 if self._padder is not None:
                     data = self._padder.update(data)
-                return self._context.update(data)  # type: ignore[no-any-return]
+                return self._context.update(data)
             out = self._context.update(data)
             return self._padder.update(out) if self._padder is not None else out
         except ValueError as exc:
@@ -162,11 +162,11 @@ class CipherStream:
 
     def _pad_tail(self) -> bytes:
         assert self._padder is not None
-        return self._context.update(self._padder.finalize())  # type: ignore[no-any-return]
+        return self._context.update(self._padder.finalize())
 
     def _final(self) -> bytes:
         try:
-            return self._context.finalize()  # type: ignore[no-any-return]
+            return self._context.finalize()
         except ValueError:
             raise bad_parameters(
                 "the data is not a whole number of blocks: ask for PKCS5 padding"
@@ -246,7 +246,7 @@ def _mode(algorithm: int, params: CryptoParams) -> int:
     return mode
 
 
-def _cipher(algorithm: int, key: bytes, mode: modes.Mode) -> Cipher:  # type: ignore[type-arg]
+def _cipher(algorithm: int, key: bytes, mode: modes.Mode) -> Cipher[modes.Mode]:
     try:
         if algorithm == Alg.DES3:
             if len(key) not in (16, 24):  # TripleDES would take 8 bytes as single DES

@@ -14,6 +14,7 @@ reason rather than fail to decode it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from kmipd.protocol._generated import Tag, ValidityIndicator
 from kmipd.protocol.codec import (
@@ -28,17 +29,17 @@ from kmipd.protocol.codec import (
 from kmipd.protocol.ttlv import Item
 
 
-def _params() -> Item | None:
-    return kmip_field(Tag.CRYPTOGRAPHIC_PARAMETERS, ANY)  # type: ignore[no-any-return]
+def _params() -> Any:
+    return kmip_field(Tag.CRYPTOGRAPHIC_PARAMETERS, ANY)
 
 
-def _bytes(tag: int, **kwargs: object) -> bytes | None:
+def _bytes(tag: int, **kwargs: Any) -> Any:
     # secret: data, signatures and MACs stay out of the payload's repr (and so out of logs).
-    return kmip_field(tag, BYTE_STRING, secret=True, **kwargs)  # type: ignore[no-any-return]
+    return kmip_field(tag, BYTE_STRING, secret=True, **kwargs)
 
 
-def _flag(tag: int) -> bool | None:
-    return kmip_field(tag, BOOLEAN)  # type: ignore[no-any-return]
+def _flag(tag: int) -> Any:
+    return kmip_field(tag, BOOLEAN)
 
 
 @dataclass(slots=True)
