@@ -58,6 +58,11 @@ class Database(Protocol):
         """``fn(connection, *args)`` outside a write transaction."""
         ...
 
+    async def lookup(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read of a few rows by key (the per-request reads): like :meth:`read`, but an
+        engine may run it at once on the caller's thread."""
+        ...
+
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(connection, *args)`` in one transaction, committed (durably) on return;
         rolled back if ``fn`` raises. A refused write raises :class:`StoreError`."""

@@ -135,6 +135,9 @@ class PostgresDatabase(WorkerThreads):
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(self._call, fn, args)
 
+    async def lookup(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.read(fn, *args)  # a network round trip: never on the loop
+
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(self._call, fn, args)
 

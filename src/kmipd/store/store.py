@@ -102,6 +102,10 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
     async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return await self._db.read(_fetchall, sql, params)
 
+    async def _lookup(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read of a few rows by key (see :meth:`Database.lookup`)."""
+        return await self._db.lookup(_fetchall, sql, params)
+
     async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
         return await self._db.write(_rowcount, sql, params)
 
@@ -124,7 +128,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         )
 
     async def instances(self) -> list[InstanceRecord]:
-        rows = await self._query(
+        rows = await self._lookup(
             "SELECT name, root_key_id, created, provider, rotation_days, last_rotated "
             "FROM instances ORDER BY name",
             (),
@@ -174,7 +178,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         )
 
     async def wrapping_keys(self, instance: str) -> list[WrappingKeyRecord]:
-        rows = await self._query(
+        rows = await self._lookup(
             "SELECT instance, version, root_key_id, wrapped, created, provider FROM wrapping_keys "
             "WHERE instance = ? ORDER BY version",
             (instance,),
@@ -234,7 +238,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         )
 
     async def get_object(self, instance: str, uid: str) -> ObjectRecord | None:
-        rows = await self._query(
+        rows = await self._lookup(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE uid = ? AND instance = ?",
             (uid, instance),
         )
