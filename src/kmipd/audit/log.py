@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +44,14 @@ UNDONE = "undone"  # a KMIP batch item rolled back by Batch Undo
 
 def operation_name(operation: object) -> str:
     """``Create``, ``AddAttribute``, ...: the KMIP name of an operation code."""
+    try:
+        return _operation_name(operation)
+    except TypeError:  # not hashable: not an operation code
+        return "Unknown"
+
+
+@functools.lru_cache(maxsize=256)
+def _operation_name(operation: object) -> str:
     try:
         return Operation(operation).name.title().replace("_", "")  # type: ignore[arg-type]
     except (ValueError, TypeError):
