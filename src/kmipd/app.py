@@ -11,15 +11,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmipd import __version__, config, startup_checks
+from kmipd import __version__, config, logging_setup, reload, startup_checks, systemd_notify
 from kmipd.api.app import build_api
 from kmipd.api.auth import ApiAuth, SigningKeyError, load_signing_key
 from kmipd.api.deps import ApiServices
 from kmipd.api.keyprotect import KeyProtectService, load_instance_id
+from kmipd.api.routes.kmip_http import KmipOverHttps
 from kmipd.api.server import HttpsServer
 from kmipd.audit import AuditLog
 from kmipd.audit.chain import PURPOSE as AUDIT_CHAIN_PURPOSE
 from kmipd.audit.chain import AuditChain
+from kmipd.backup.schedule import BackupScheduler
 from kmipd.keys.instance_keys import InstanceKeys
 from kmipd.keys.keyring import Keyring, KeyRules
 from kmipd.keys.providers.base import KeyState, ProviderError, RootKeyProvider
@@ -124,8 +126,12 @@ class App:
     instance_keys: InstanceKeys | None = None
     _root_key_checker: asyncio.Task[None] | None = None
     events: ClusterEvents | None = None
+    backups: BackupScheduler | None = None  # when [backup] schedule_minutes is set
     _loop: asyncio.AbstractEventLoop | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
+    # The kmipd CA and the allowed client certificates and CAs (PEM), as last read: what
+    # the TLS handshakes of both ports verify a client certificate against.
+    _client_trust: list[bytes] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: config.Settings) -> App:
@@ -203,6 +209,11 @@ class App:
             schedule_check_seconds=max(0.05, rw.schedule_check_seconds),
             changed=events.publish,
         )
+        if settings.backup.schedule_minutes != 0:  # a negative one is refused
+            try:
+                app.backups = BackupScheduler(settings, store)
+            except config.ConfigError as exc:
+                raise StartupError(str(exc)) from None
         return app
 
     async def readiness(self) -> dict[str, str]:
@@ -297,11 +308,11 @@ class App:
             self.store.count_objects,
         )
 
-    async def _refresh_trust(self) -> None:
+    async def _refresh_trust(self, *, rebuild: bool = False) -> None:
         certificates = await self.store.certificates()
         self.identities.remember(certificates)
         key = tuple(sorted(c.fingerprint for c in certificates))
-        if self._context is None or key != self._context_key:
+        if rebuild or self._context is None or key != self._context_key:
             s = self.settings
             trusted = [s.path(s.tls.ca).read_bytes()] + [c.pem.encode() for c in certificates]
             self._context = tls.server_context(
@@ -310,6 +321,9 @@ class App:
                 trusted,
                 legacy_ciphers=s.kmip.legacy_tls_ciphers,
             )
+            self._client_trust = trusted
+            if self.https is not None:  # POST /kmip
+                self.https.trust_clients(trusted)
             if self._context_key != key:
                 self.trust_generation += 1
             self._context_key = key
@@ -337,6 +351,57 @@ class App:
                 await self.events.publish(TRUST)
             except StoreError as exc:  # the others still refresh on their timer
                 log.warning("could not tell the other nodes of a certificate change: %s", exc)
+
+    async def reload(self, before: config.Settings) -> config.Settings:
+        """SIGHUP: read kmipd.toml (``before`` is its last reading) and the TLS files again,
+        and apply what can change live (``kmipd.reload``): new KMIP connections get the new
+        server certificate, CA and trusted client certificates; open ones keep their own.
+        The new reading of kmipd.toml; on any problem, ``before``, and nothing changes."""
+        try:
+            after = config.load(self.settings.data_dir)
+            logging_setup.check(after.log)
+        except config.ConfigError as exc:
+            log.error("reload refused, still serving as before: %s", exc)
+            return before
+        candidate = reload.applied(self.settings, after)
+        if problems := startup_checks.problems(candidate):
+            log.error("reload refused, still serving as before: %s", "; ".join(problems))
+            return before
+        current = self.settings
+        self.settings = candidate
+        try:
+            await self._refresh_trust(rebuild=True)
+        except (OSError, ssl.SSLError, StoreError) as exc:
+            self.settings = current
+            log.error("reload refused, still serving as before: %s", exc)
+            return before
+        logging_setup.apply(after.log)
+        for name in reload.restart_needed(before, after):
+            log.warning("%s changed in kmipd.toml: restart kmipd to apply it", name)
+        log.info(
+            "reloaded: the KMIP port serves %s to new connections; %d client certificates "
+            "or CAs allowed",
+            candidate.tls.certificate,
+            len(self._context_key),
+        )
+        return after
+
+    async def drain(self) -> None:
+        """SIGTERM's first step: stop taking connections and answer the requests in flight
+        (KMIP within ``kmip.shutdown_grace`` seconds, HTTPS within uvicorn's grace)."""
+        steps = []
+        if self.listener is not None:
+            steps.append(self.listener.drain(self.settings.kmip.shutdown_grace))
+        if self.https is not None:
+            steps.append(self.https.close())
+        results = await asyncio.gather(*steps)
+        if self.listener is not None and results[0]:
+            log.warning(
+                "%d KMIP request(s) still unanswered after kmip.shutdown_grace (%.0f s): "
+                "their connections are closed",
+                results[0],
+                self.settings.kmip.shutdown_grace,
+            )
 
     def _publish_root_key_change(self, root_key_id: str) -> None:
         """The keyring's change hook (any thread): tell the other nodes."""
@@ -399,10 +464,17 @@ class App:
             self.auth,
             self.readiness,
             self.metrics_text,
-            {"keyprotect": keyprotect, "rewrap": self.rewrap},
+            {"keyprotect": keyprotect, "rewrap": self.rewrap, "settings": s},
             admin=self.admin,
             audit=self.audit,
             max_body_bytes=s.https.max_body_bytes,
+        )
+        services.extra["kmip"] = KmipOverHttps(
+            self.engine,
+            self.identities,
+            s.limits.limits(),
+            seen=self.sightings.seen if self.sightings is not None else None,
+            observe=self.metrics.kmip_latency.observe,
         )
         self.https = HttpsServer(
             build_api(services),
@@ -410,12 +482,17 @@ class App:
             s.https.port,
             s.path(s.tls.certificate),
             s.path(s.tls.private_key),
+            client_trust=self._client_trust,
         )
         await self.https.start()
         if self.rewrap is not None:
             self.rewrap.start_background()
+        if self.backups is not None:
+            self.backups.start()
 
     async def close(self) -> None:
+        if self.backups is not None:
+            await self.backups.close()
         if self.rewrap is not None:
             await self.rewrap.close()
         if self.events is not None:
@@ -448,6 +525,11 @@ def _external_changes(provider: RootKeyProvider) -> bool:
 async def serve(settings: config.Settings) -> None:
     """Run until SIGINT or SIGTERM."""
     app = App.build(settings)
+    loop = asyncio.get_running_loop()
+    # Before the ports open: SIGHUP's default action would end the process, and a reload
+    # sent as soon as the port answers must not.
+    reloads = _Reloads(app, settings)
+    loop.add_signal_handler(signal.SIGHUP, reloads.request)
     try:
         await app.start()
     except BaseException:
@@ -455,7 +537,6 @@ async def serve(settings: config.Settings) -> None:
         raise
     assert app.listener is not None and app.https is not None
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     kmip_ports = ",".join(map(str, app.listener.ports))
@@ -474,7 +555,68 @@ async def serve(settings: config.Settings) -> None:
         f"{settings.https.host}:{https_ports}, data in {settings.data_dir}",
         flush=True,
     )
+    systemd_notify.ready(f"serving KMIP on port {kmip_ports}, HTTPS on port {https_ports}")
+    reloads.started()
     try:
         await stop.wait()
+        systemd_notify.stopping()
+        log.info("stopping: answering the requests in flight, refusing new connections")
+        loop.remove_signal_handler(signal.SIGHUP)
+        await reloads.finish()
+        await app.drain()
     finally:
         await app.close()
+    log.info("stopped")
+
+
+class _Reloads:
+    """SIGHUP handling: one reload at a time; a signal during a reload runs one more."""
+
+    def __init__(self, app: App, settings: config.Settings) -> None:
+        self._app = app
+        try:
+            # What the file said at start, without the command line's overrides (ports).
+            self._file = config.load(settings.data_dir)
+        except config.ConfigError:
+            self._file = settings
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self._serving = False
+        self._pending = False  # a SIGHUP came while kmipd was starting
+
+    def request(self) -> None:
+        log.info("SIGHUP: reloading kmipd.toml and the TLS files")
+        if not self._serving:
+            self._pending = True
+            return
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def started(self) -> None:
+        """kmipd serves: run the reload a SIGHUP asked for while it was starting."""
+        self._serving = True
+        if self._pending:
+            self._pending = False
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        systemd_notify.reloading()
+        while True:
+            self._again = False
+            status = "serving; the last reload was refused (see the log)"
+            try:
+                before = self._file
+                self._file = await self._app.reload(before)
+                if self._file is not before:
+                    status = "serving; reloaded"
+            except Exception:  # a failed reload must not stop the server
+                log_failure(log, "reload failed; still serving as before")
+            if not self._again:
+                systemd_notify.ready(status)
+                return
+
+    async def finish(self) -> None:
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)

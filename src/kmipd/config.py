@@ -34,6 +34,9 @@ class KmipSettings:
     # Also offer TLS_RSA_WITH_AES_{128,256}_CBC_SHA256, the suites the KMIP 1.4 profiles
     # name, for old clients. They lack forward secrecy: off unless a client needs them.
     legacy_tls_ciphers: bool = False
+    # Seconds SIGTERM waits for requests already being read or answered to get their
+    # response; idle connections are closed at once, new ones refused.
+    shutdown_grace: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,18 @@ class RewrapSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BackupSettings:
+    """Scheduled backups (``kmipd.backup.schedule``); in a cluster one node makes them."""
+
+    # Minutes between two backups; 0 turns the schedule off.
+    schedule_minutes: float = 0.0
+    # Where the backup files go (relative to the data directory).
+    directory: str = "backups"
+    # How many backup files are kept; older ones are deleted after each new one.
+    keep: int = 7
+
+
+@dataclass(frozen=True, slots=True)
 class RootKeysSettings:
     """Root keys held by named providers (``[root_key_providers.<name>]`` tables)."""
 
@@ -130,6 +145,14 @@ class RootKeysSettings:
     # outside kmipd (a remote Key Protect): a key disabled or deleted there stops its
     # instances within this.
     check_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """The server's log (``kmipd.logging_setup``); both are applied again on SIGHUP."""
+
+    level: str = "info"  # debug | info | warning | error
+    format: str = "text"  # text | json (one JSON object per line)
 
 
 PROVIDER_KINDS = ("keyring", "pkcs11", "keyprotect")
@@ -157,6 +180,8 @@ class Settings:
     root_keys: RootKeysSettings = field(default_factory=RootKeysSettings)
     root_key_providers: tuple[ProviderSettings, ...] = ()
     rewrap: RewrapSettings = field(default_factory=RewrapSettings)
+    backup: BackupSettings = field(default_factory=BackupSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def path(self, relative: str) -> Path:
         return (self.data_dir / relative).resolve()

@@ -1,10 +1,14 @@
 """OASIS profile conformance against a running kmipd, over TLS.
 
-For each test case file of the server profiles SKLC, SKFF, OMOS, SASED and TL at KMIP 1.0-1.4
-and 2.1, and BL at 2.1 (mandatory and optional, as ``profiles.json`` lists them): a fresh
+For each test case file of the server profiles SKLC, SKFF, OMOS, SASED, TL and AKLC
+(asymmetric key lifecycle) at KMIP 1.0-1.4 and 2.1, and BL at 2.1 (mandatory and optional,
+as ``profiles.json`` lists them): a fresh
 instance (tenant) of one shared server, so Locate sees only the test's own objects; the
 steps in order over one TLS connection; each response compared with the expected one by
 :mod:`tests.support.oasis_harness`.
+
+The cryptographic server profiles CS-BC, CS-AC and CS-RNG (KMIP 1.2 and later) are selected
+the same way; ``profiles.json`` has no entry for them at 1.0 and 1.1.
 
 A mandatory test that fails fails here. Optional tests are run and reported, not asserted.
 The terminal summary prints, per version and profile,
@@ -32,7 +36,7 @@ from tests.support.shared import KMIP_TESTCASES
 pytestmark = pytest.mark.shared
 
 VERSIONS = ("v1.0", "v1.1", "v1.2", "v1.3", "v1.4", "v2.1")
-PROFILES = ("SKLC", "SKFF", "OMOS", "SASED", "TL")
+PROFILES = ("SKLC", "SKFF", "OMOS", "SASED", "TL", "AKLC", "CS-BC", "CS-AC", "CS-RNG")
 EXTRA = {"v2.1": ("BL",)}
 
 

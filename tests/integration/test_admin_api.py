@@ -422,6 +422,10 @@ ENDPOINTS: list[tuple[str, str, dict | None, str | None]] = [
     ("POST", f"{A}/instances/roles-del-{{n}}/root-key/disable", None, "Manager"),
     ("POST", f"{A}/instances/roles-del-{{n}}/root-key/enable", None, "Manager"),
     ("DELETE", f"{A}/instances/roles-del-{{n}}/root-key", None, "Manager"),
+    # What the web console reads (routes/console_views.py).
+    ("GET", f"{A}/session", None, "Reader"),
+    ("GET", f"{A}/instances/roles/stale-keys", None, "Reader"),
+    ("GET", f"{A}/nodes", None, "Reader"),
 ]
 RANK = {"Reader": 1, "Writer": 2, "Manager": 3}
 SUCCESS = {"GET": (200,), "POST": (201,), "PATCH": (200,), "DELETE": (200, 204)}

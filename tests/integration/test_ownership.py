@@ -27,6 +27,14 @@ from kmipd.protocol._generated import (
     State,
 )
 from kmipd.protocol.attributes import Attribute
+from kmipd.protocol.crypto_payloads import (
+    DecryptRequest,
+    EncryptRequest,
+    MacRequest,
+    MacVerifyRequest,
+    SignatureVerifyRequest,
+    SignRequest,
+)
 from kmipd.protocol.objects import RevocationReason
 from kmipd.protocol.payloads import (
     AddAttributeRequest,
@@ -89,6 +97,18 @@ PROBES: dict[Operation, tuple[tuple[int, int], Callable[[str], Any]]] = {
     Operation.DESTROY: ((1, 4), lambda uid: UidRequest(unique_identifier=uid)),
     Operation.CHECK: ((1, 4), lambda uid: CheckRequest(unique_identifier=uid)),
     Operation.RE_KEY: ((1, 4), lambda uid: ReKeyRequest(unique_identifier=uid)),
+    Operation.ENCRYPT: ((1, 4), lambda uid: EncryptRequest(unique_identifier=uid, data=b"B")),
+    Operation.DECRYPT: ((2, 1), lambda uid: DecryptRequest(unique_identifier=uid, data=b"B")),
+    Operation.SIGN: ((1, 4), lambda uid: SignRequest(unique_identifier=uid, data=b"B")),
+    Operation.SIGNATURE_VERIFY: (
+        (2, 1),
+        lambda uid: SignatureVerifyRequest(unique_identifier=uid, data=b"B", signature_data=b"B"),
+    ),
+    Operation.MAC: ((1, 4), lambda uid: MacRequest(unique_identifier=uid, data=b"B")),
+    Operation.MAC_VERIFY: (
+        (2, 1),
+        lambda uid: MacVerifyRequest(unique_identifier=uid, data=b"B", mac_data=b"B"),
+    ),
 }
 
 PRESENT = [operation for operation in PROBES if operation in REGISTRY]
@@ -147,6 +167,8 @@ def test_all_uid_operations_are_probed() -> None:
             Operation.INTEROP,
             Operation.LOG,
             Operation.CREATE_KEY_PAIR,
+            Operation.HASH,
+            Operation.RNG_RETRIEVE,
         )
     }
     assert takes_uid <= set(PROBES), takes_uid - set(PROBES)

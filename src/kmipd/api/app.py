@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from kmipd import __version__
+from kmipd import __version__, console
 from kmipd.api import audit_middleware, errors
 from kmipd.api.body_limit import BodyLimitMiddleware
 from kmipd.api.deps import ApiServices
@@ -16,10 +16,12 @@ from kmipd.api.routes import (
     audit,
     ca,
     certificates,
+    console_views,
     health,
     iam,
     instances,
     keys,
+    kmip_http,
     kp_actions,
     kp_aliases,
     kp_keys,
@@ -43,6 +45,8 @@ def build_api(services: ApiServices) -> FastAPI:
     app.include_router(health.router)
     app.include_router(iam.router)
     app.include_router(apikeys.router)
+    # KMIP over HTTPS: authenticated by the TLS client certificate, not a bearer.
+    app.include_router(kmip_http.router)
     audit_middleware.install(app)
     # Outermost (added last): a body over the limit is refused before anything else runs.
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
@@ -53,12 +57,14 @@ def build_api(services: ApiServices) -> FastAPI:
         keys.router,
         audit.router,
         ca.router,
+        console_views.router,
     ):
         app.include_router(router)
     # The Key Protect-compatible root key API; its content types follow the settings.
     json_content_type = bool(getattr(services.extra.get("keyprotect"), "json_content_type", False))
     for build_router in (kp_keys.build, kp_actions.build, kp_aliases.build):
         app.include_router(build_router(json_content_type))
+    console.mount(app)  # the web console's static files under /ui
     return app
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+
+from kmipd.api.tls_peer import PeerCertificateProtocol
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -22,12 +24,22 @@ class _EmbeddedServer(uvicorn.Server):
 
 class HttpsServer:
     def __init__(
-        self, app: FastAPI, host: str, port: int, certificate: Path, private_key: Path
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        certificate: Path,
+        private_key: Path,
+        client_trust: Iterable[bytes] = (),
     ) -> None:
+        # The client certificates (PEM) POST /kmip may be called with; see trust_clients.
+        self._client_trust = list(client_trust)
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            # h11, with each connection's client certificate in the ASGI scope (POST /kmip).
+            http=PeerCertificateProtocol,
             ssl_certfile=str(certificate),
             ssl_keyfile=str(private_key),
             ssl_version=ssl.PROTOCOL_TLS_SERVER,
@@ -59,12 +71,30 @@ class HttpsServer:
         if config.ssl is not None:
             config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
             config.ssl.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+            # Ask for a client certificate without requiring one: KMIP over HTTPS is
+            # authenticated by it, the API by bearer tokens. One that is sent must verify.
+            config.ssl.verify_mode = ssl.CERT_OPTIONAL
+            config.ssl.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+            self.trust_clients(self._client_trust)
         self._task = asyncio.get_running_loop().create_task(self._server.serve())
         while not self._server.started:
             if self._task.done():
                 self._task.result()  # raises what made it stop (e.g. the port is taken)
                 raise OSError("the HTTPS server stopped while starting")
             await asyncio.sleep(0.01)
+
+    def trust_clients(self, pems: Iterable[bytes]) -> None:
+        """Add client certificates and CAs (PEM) to what the TLS handshake accepts, as the
+        KMIP port's trust store does (``VERIFY_X509_PARTIAL_CHAIN`` makes a pinned
+        certificate its own anchor). Only ever added to: the running server keeps its one
+        context, and OpenSSL cannot take a certificate out of a store. A certificate removed
+        later still completes the handshake here; POST /kmip then refuses it (403), as it
+        maps every request's certificate to an instance again."""
+        self._client_trust = list(pems)
+        context = self._server.config.ssl if self._server.config.loaded else None
+        data = b"\n".join(self._client_trust)
+        if context is not None and data.strip():
+            context.load_verify_locations(cadata=data.decode("ascii"))
 
     async def close(self) -> None:
         self._server.should_exit = True

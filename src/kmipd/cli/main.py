@@ -14,8 +14,10 @@ from kmipd import __version__
 from kmipd.cli import (
     apikey_cmd,
     audit_cmd,
+    backup_cmd,
     ca_cmd,
     cert_cmd,
+    doctor_cmd,
     init_cmd,
     instance_cmd,
     key_cmd,
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     init_cmd.register(commands)
     serve_cmd.register(commands)
     migrate_cmd.register(commands)
+    doctor_cmd.register(commands)
+    backup_cmd.register(commands)
     ttlv_cmd.register(commands)
     for module in (instance_cmd, cert_cmd, key_cmd, apikey_cmd, audit_cmd, ca_cmd, rootkey_cmd):
         module.register(commands)

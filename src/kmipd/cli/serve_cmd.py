@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 from pathlib import Path
 from typing import Any
 
-from kmipd import app, config
+from kmipd import app, config, logging_setup
 from kmipd.cli.errors import EXIT_USAGE, CommandError
 from kmipd.keys.keyring import KeyringError
 from kmipd.store.store import StoreError
@@ -21,18 +20,20 @@ def register(commands: Any) -> None:
     parser.add_argument("--kmip-port", type=int, help="override kmip.port")
     parser.add_argument("--https-port", type=int, help="override https.port")
     parser.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level", choices=logging_setup.LEVELS, help="override log.level of kmipd.toml"
+    )
+    parser.add_argument(
+        "--log-format", choices=logging_setup.FORMATS, help="override log.format of kmipd.toml"
     )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = config.load(args.data_dir)
+        logging_setup.configure(
+            settings.log, logging_setup.Overrides(args.log_level, args.log_format)
+        )
     except config.ConfigError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     if args.kmip_port is not None:

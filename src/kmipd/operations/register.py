@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kmipd.operations._asymmetric import check_registered_key
 from kmipd.operations._attributes import check_client_attributes
 from kmipd.operations._certificates import certificate_attributes
 from kmipd.operations._common import (
@@ -31,7 +32,15 @@ from kmipd.protocol._generated import (
     State,
     Tag,
 )
-from kmipd.protocol.objects import OBJECT_TYPES, Certificate, KeyBlock, KeyValue, Template
+from kmipd.protocol.objects import (
+    OBJECT_TYPES,
+    Certificate,
+    KeyBlock,
+    KeyValue,
+    PrivateKey,
+    PublicKey,
+    Template,
+)
 from kmipd.protocol.payloads import RegisterRequest, RegisterResponse, requested_attributes
 from kmipd.protocol.ttlv import ENUMERATION, INTEGER, Item
 from kmipd.service.context import RequestContext
@@ -133,6 +142,8 @@ async def handle(ctx: RequestContext, request: RegisterRequest) -> RegisterRespo
         given = {a.name: a.value for a in attributes}
         for name, value, typ in _check_key_block(object_type, block, given):
             stored.set(name, value, typ)
+    if isinstance(body, PrivateKey | PublicKey):
+        await check_registered_key(body, stored)
     given_type = stored.value("Certificate Type")
     if isinstance(body, Certificate) and given_type not in (None, body.certificate_type):
         raise KmipError(

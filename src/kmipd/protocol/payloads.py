@@ -44,6 +44,24 @@ from kmipd.protocol.codec import (
     kmip_field,
     uid_field,
 )
+from kmipd.protocol.crypto_payloads import (
+    DecryptRequest,
+    DecryptResponse,
+    EncryptRequest,
+    EncryptResponse,
+    HashRequest,
+    HashResponse,
+    MacRequest,
+    MacResponse,
+    MacVerifyRequest,
+    MacVerifyResponse,
+    RngRetrieveRequest,
+    RngRetrieveResponse,
+    SignatureVerifyRequest,
+    SignatureVerifyResponse,
+    SignRequest,
+    SignResponse,
+)
 from kmipd.protocol.objects import ProtocolVersion, RevocationReason, managed_object_field
 from kmipd.protocol.ttlv import Item
 
@@ -54,6 +72,8 @@ __all__ = [
     "AddAttributeResponse",
     "CheckRequest",
     "CheckResponse",
+    "CreateKeyPairRequest",
+    "CreateKeyPairResponse",
     "CreateRequest",
     "CreateResponse",
     "DeleteAttributeRequest",
@@ -190,6 +210,57 @@ class ReKeyRequest:
 class ReKeyResponse:
     unique_identifier: str | Item | None = uid_field(required=True)
     template_attribute: TemplateAttribute | None = _template_v1()
+
+
+@dataclass(slots=True)
+class CreateKeyPairRequest:
+    common_template_attribute: TemplateAttribute | None = _template_v1(
+        Tag.COMMON_TEMPLATE_ATTRIBUTE
+    )
+    private_key_template_attribute: TemplateAttribute | None = _template_v1(
+        Tag.PRIVATE_KEY_TEMPLATE_ATTRIBUTE
+    )
+    public_key_template_attribute: TemplateAttribute | None = _template_v1(
+        Tag.PUBLIC_KEY_TEMPLATE_ATTRIBUTE
+    )
+    common_attributes: list[Attribute] | None = kmip_field(Tag.COMMON_ATTRIBUTES, ATTRIBUTES)
+    private_key_attributes: list[Attribute] | None = kmip_field(
+        Tag.PRIVATE_KEY_ATTRIBUTES, ATTRIBUTES
+    )
+    public_key_attributes: list[Attribute] | None = kmip_field(
+        Tag.PUBLIC_KEY_ATTRIBUTES, ATTRIBUTES
+    )
+    common_protection_storage_masks: Item | None = kmip_field(
+        Tag.COMMON_PROTECTION_STORAGE_MASKS, ANY
+    )
+    private_protection_storage_masks: Item | None = kmip_field(
+        Tag.PRIVATE_PROTECTION_STORAGE_MASKS, ANY
+    )
+    public_protection_storage_masks: Item | None = kmip_field(
+        Tag.PUBLIC_PROTECTION_STORAGE_MASKS, ANY
+    )
+
+
+@dataclass(slots=True)
+class CreateKeyPairResponse:
+    private_key_unique_identifier: str | None = kmip_field(
+        Tag.PRIVATE_KEY_UNIQUE_IDENTIFIER, TEXT_STRING, required=True
+    )
+    public_key_unique_identifier: str | None = kmip_field(
+        Tag.PUBLIC_KEY_UNIQUE_IDENTIFIER, TEXT_STRING, required=True
+    )
+    private_key_template_attribute: TemplateAttribute | None = _template_v1(
+        Tag.PRIVATE_KEY_TEMPLATE_ATTRIBUTE
+    )
+    public_key_template_attribute: TemplateAttribute | None = _template_v1(
+        Tag.PUBLIC_KEY_TEMPLATE_ATTRIBUTE
+    )
+
+    @property
+    def unique_identifier(self) -> str | None:
+        """The Private Key's: the batch's ID Placeholder afterwards (KMIP 1.4 §4.2) and the
+        object the audit record names."""
+        return self.private_key_unique_identifier
 
 
 # --- Get and attributes ------------------------------------------------------------------------
@@ -390,6 +461,7 @@ REQUEST_PAYLOADS: dict[Operation, type] = {
     Operation.CREATE: CreateRequest,
     Operation.REGISTER: RegisterRequest,
     Operation.RE_KEY: ReKeyRequest,
+    Operation.CREATE_KEY_PAIR: CreateKeyPairRequest,
     Operation.GET: GetRequest,
     Operation.GET_ATTRIBUTES: GetAttributesRequest,
     Operation.GET_ATTRIBUTE_LIST: GetAttributeListRequest,
@@ -404,6 +476,14 @@ REQUEST_PAYLOADS: dict[Operation, type] = {
     Operation.CHECK: CheckRequest,
     Operation.INTEROP: InteropRequest,
     Operation.LOG: LogRequest,
+    Operation.ENCRYPT: EncryptRequest,
+    Operation.DECRYPT: DecryptRequest,
+    Operation.SIGN: SignRequest,
+    Operation.SIGNATURE_VERIFY: SignatureVerifyRequest,
+    Operation.MAC: MacRequest,
+    Operation.MAC_VERIFY: MacVerifyRequest,
+    Operation.HASH: HashRequest,
+    Operation.RNG_RETRIEVE: RngRetrieveRequest,
 }
 """Operation → request payload class."""
 
@@ -413,6 +493,7 @@ RESPONSE_PAYLOADS: dict[Operation, type] = {
     Operation.CREATE: CreateResponse,
     Operation.REGISTER: RegisterResponse,
     Operation.RE_KEY: ReKeyResponse,
+    Operation.CREATE_KEY_PAIR: CreateKeyPairResponse,
     Operation.GET: GetResponse,
     Operation.GET_ATTRIBUTES: GetAttributesResponse,
     Operation.GET_ATTRIBUTE_LIST: GetAttributeListResponse,
@@ -427,6 +508,14 @@ RESPONSE_PAYLOADS: dict[Operation, type] = {
     Operation.CHECK: CheckResponse,
     Operation.INTEROP: EmptyPayload,
     Operation.LOG: EmptyPayload,
+    Operation.ENCRYPT: EncryptResponse,
+    Operation.DECRYPT: DecryptResponse,
+    Operation.SIGN: SignResponse,
+    Operation.SIGNATURE_VERIFY: SignatureVerifyResponse,
+    Operation.MAC: MacResponse,
+    Operation.MAC_VERIFY: MacVerifyResponse,
+    Operation.HASH: HashResponse,
+    Operation.RNG_RETRIEVE: RngRetrieveResponse,
 }
 """Operation → response payload class."""
 

@@ -81,6 +81,12 @@ class KmipEngine:
         response = await self.process(tree, client, measure=_ttlv_size)
         return ttlv.encode(response)
 
+    def failure_response(self, reason: int, message: str, requested: Version | None = None) -> Item:
+        """A whole-message failure outside :meth:`process`, e.g. for a KMIP over HTTPS body
+        that is not TTLV, XML or JSON at all: one failed batch item, in ``requested`` (or
+        the nearest supported) protocol version."""
+        return self._failure_message(requested, reason, message)
+
     async def process(
         self, tree: Item, client: ClientIdentity, measure: Callable[[Item], int] = _ttlv_size
     ) -> Item:

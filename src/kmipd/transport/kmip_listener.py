@@ -88,6 +88,9 @@ class KmipListener:
         self._handshaking: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         # Open connections per client certificate fingerprint (past the handshake).
         self._per_client: dict[str, int] = {}
+        # Connections waiting for the first byte of their next request (drain closes them).
+        self._idle: set[asyncio.Task[None]] = set()
+        self._draining = False
 
     @property
     def active_connections(self) -> int:
@@ -115,6 +118,22 @@ class KmipListener:
             # or more for the retransmission. The kernel caps this at net.core.somaxconn.
             backlog=max(128, self._settings.max_connections),
         )
+
+    async def drain(self, timeout: float) -> int:
+        """A graceful stop: refuse new connections, close idle ones and those still in their
+        handshake, and wait up to ``timeout`` seconds for the rest to answer the request they
+        are in (each closes after its response). How many were still busy at the deadline."""
+        self._draining = True
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            if task in self._idle or task in self._handshaking:
+                task.cancel()
+        busy = set(self._tasks)
+        if not busy:
+            return 0
+        _, left = await asyncio.wait(busy, timeout=timeout)
+        return len(left)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -246,19 +265,30 @@ class KmipListener:
                 # (a timer per reply only when the reply did not go out at once).
                 async with asyncio.timeout(settings.read_timeout):
                     await writer.drain()
+            if self._draining:
+                return
 
     async def _read_frame(self, reader: asyncio.StreamReader, frames: FrameReader) -> bytes | None:
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         deadline: float | None = None
         while (frame := frames.next_frame()) is None:
-            if frames.buffered == 0:
+            idle = frames.buffered == 0
+            if idle:
+                if self._draining:
+                    return None
                 timeout = self._settings.idle_timeout
+                self._idle.add(task)  # type: ignore[arg-type]
             else:
                 if deadline is None:
                     deadline = loop.time() + self._settings.read_timeout
                 timeout = max(0.0, deadline - loop.time())
-            async with asyncio.timeout(timeout):
-                data = await reader.read(READ_CHUNK)
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await reader.read(READ_CHUNK)
+            finally:
+                if idle:
+                    self._idle.discard(task)  # type: ignore[arg-type]
             if not data:
                 return None
             if deadline is None:
