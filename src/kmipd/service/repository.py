@@ -63,6 +63,9 @@ class ObjectRepository:
     def __init__(self, store: Store, keys: InstanceKeys) -> None:
         self._store = store
         self._keys = keys
+        # False: writes are committed but left for a later durable commit to put on disk
+        # (see JournalingRepository).
+        self._durable = True
 
     async def root_key_id(self, instance: str) -> str:
         for record in await self._store.instances():
@@ -104,7 +107,7 @@ class ObjectRepository:
             updated=now,
             **_indexed(attributes),
         )
-        await self._store.insert_object(record)
+        await self._store.insert_object(record, durable=self._durable)
         obj._record = record
         return obj
 
@@ -147,9 +150,16 @@ class ObjectRepository:
         return obj.body
 
     async def save(
-        self, obj: ManagedObject, now: int, *, destroy_body: bool = False, new_body: bool = False
+        self,
+        obj: ManagedObject,
+        now: int,
+        *,
+        destroy_body: bool = False,
+        new_body: bool = False,
+        durable: bool = True,
     ) -> None:
-        """Write back state, attributes and (``new_body``) the body; compare-and-swap."""
+        """Write back state, attributes and (``new_body``) the body; compare-and-swap.
+        ``durable=False`` only for bookkeeping (see :meth:`Database.write`)."""
         record = obj._record
         assert record is not None
         record.state = int(obj.state)
@@ -163,7 +173,7 @@ class ObjectRepository:
             record.sealed = None
         elif new_body:
             record.sealed = await self._seal(obj.instance, obj.uid, obj.object_type, obj.body)
-        if not await self._store.update_object(record):
+        if not await self._store.update_object(record, durable=durable and self._durable):
             raise ConcurrentUpdate()
 
     async def find(self, query: ObjectQuery) -> list[ManagedObject]:
@@ -184,8 +194,12 @@ class JournalingRepository(ObjectRepository):
     is left alone (compare-and-swap on the revision) and reported.
     """
 
-    def __init__(self, base: ObjectRepository) -> None:
+    def __init__(self, base: ObjectRepository, *, durable: bool = True) -> None:
+        """``durable=False``: the batch's writes do not each wait for the disk; the caller
+        makes a durable commit (the audit trail's) before it answers, and with it everything
+        committed before (a database's log is flushed in order)."""
         super().__init__(base._store, base._keys)
+        self._durable = durable
         # (record before, or None for an object this batch created; the record after)
         self._journal: list[tuple[ObjectRecord | None, ObjectRecord]] = []
 
@@ -205,11 +219,19 @@ class JournalingRepository(ObjectRepository):
         return obj
 
     async def save(
-        self, obj: ManagedObject, now: int, *, destroy_body: bool = False, new_body: bool = False
+        self,
+        obj: ManagedObject,
+        now: int,
+        *,
+        destroy_body: bool = False,
+        new_body: bool = False,
+        durable: bool = True,
     ) -> None:
         assert obj._record is not None
         before = replace(obj._record)
-        await super().save(obj, now, destroy_body=destroy_body, new_body=new_body)
+        await super().save(
+            obj, now, destroy_body=destroy_body, new_body=new_body, durable=durable
+        )
         self._journal.append((before, obj._record))
 
     async def discard(self, obj: ManagedObject) -> None:

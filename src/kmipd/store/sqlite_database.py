@@ -18,13 +18,14 @@ less than the hand-off to a thread and back (~30 us, and the GIL handed to and f
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kmipd.store.database import SQLITE, StoreError, WorkerThreads
+from kmipd.store.database import FLUSH_DELAY, SQLITE, StoreError, WorkerThreads
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ GROUP_MAX = 256
 
 # A queued write: fn, args, the caller's loop and future.
 _Pending = tuple[
-    Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"
+    Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]", bool
 ]
 
 
@@ -49,6 +50,7 @@ class SqliteDatabase(WorkerThreads):
         self._pending: list[_Pending] = []
         self._pending_lock = threading.Lock()
         self._draining = False  # a drain is queued on, or running in, the worker thread
+        self._flush_queued = False  # a commit is not synced yet, and its flush is planned
 
     def describe(self) -> str:
         return f"SQLite database {self.path}"
@@ -69,6 +71,8 @@ class SqliteDatabase(WorkerThreads):
         self._db = db
 
     async def close(self) -> None:
+        if self._db is not None and self._flush_queued:
+            await self._run(self._flush)
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
@@ -107,10 +111,11 @@ class SqliteDatabase(WorkerThreads):
             if self._reader is None:
                 self._reader = self._open_reader()
             return fn(self._reader, *args)
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
             # Locked for a moment (a checkpoint, another process's write): the worker thread
             # may wait for it; the event loop must not.
-            pass
         finally:
             self._reader_lock.release()
         return await self.read(fn, *args)
@@ -121,11 +126,11 @@ class SqliteDatabase(WorkerThreads):
         reader.execute("PRAGMA busy_timeout=0")
         return reader
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._pending_lock:
-            self._pending.append((fn, args, loop, future))
+            self._pending.append((fn, args, loop, future, durable))
             start = not self._draining
             self._draining = True
         if start:
@@ -140,16 +145,53 @@ class SqliteDatabase(WorkerThreads):
                 if not batch:
                     self._draining = False
                     return
-            outcomes = self._commit_group(batch) if len(batch) > 1 else self._commit_one(batch)
+            durable = any(item[4] for item in batch)
+            if not durable:
+                self._set_synchronous("NORMAL")
+            try:
+                outcomes = self._commit_group(batch) if len(batch) > 1 else self._commit_one(batch)
+            finally:
+                if not durable:
+                    self._set_synchronous("FULL")
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
-            for (_fn, _args, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_fn, _args, loop, future, _durable), (ok, value) in zip(
+                batch, outcomes, strict=True
+            ):
                 by_loop.setdefault(loop, []).append((future, ok, value))
+            if not durable and not self._flush_queued:
+                self._flush_queued = True
+                loop = batch[0][2]
+                if not loop.is_closed():
+                    loop.call_soon_threadsafe(loop.call_later, FLUSH_DELAY, self._queue_flush)
             for loop, results in by_loop.items():
                 if not loop.is_closed():
                     loop.call_soon_threadsafe(_settle, results)
 
+    def _set_synchronous(self, level: str) -> None:
+        """WAL mode: FULL syncs the WAL at every commit; NORMAL leaves it to a later FULL
+        commit, a checkpoint, or :meth:`_flush`."""
+        self._conn().execute(f"PRAGMA synchronous={level}")
+
+    def _queue_flush(self) -> None:
+        """On the loop, FLUSH_DELAY after a commit that was not synced: sync it now."""
+        if self._db is not None:
+            self._executor.submit(self._flush)
+
+    def _flush(self) -> None:
+        """Worker thread: put the WAL (every commit made so far) on disk."""
+        self._flush_queued = False
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            fd = os.open(wal, os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed and removed: already on disk
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def _commit_one(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
-        fn, args, _loop, _future = batch[0]
+        fn, args, _loop, _future, _durable = batch[0]
         try:
             return [(True, self._write(fn, *args))]
         except BaseException as exc:
@@ -163,7 +205,7 @@ class SqliteDatabase(WorkerThreads):
         except sqlite3.Error as exc:
             return [(False, _store_error(exc))] * len(batch)
         try:
-            for fn, args, _loop, _future in batch:
+            for fn, args, _loop, _future, _durable in batch:
                 db.execute("SAVEPOINT one_write")
                 try:
                     value = fn(db, *args)

@@ -106,15 +106,17 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         """A read of a few rows by key (see :meth:`Database.lookup`)."""
         return await self._db.lookup(_fetchall, sql, params)
 
-    async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        return await self._db.write(_rowcount, sql, params)
+    async def _write(
+        self, sql: str, params: tuple[Any, ...] = (), *, durable: bool = True
+    ) -> int:
+        return await self._db.write(_rowcount, sql, params, durable=durable)
 
     async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         return await self._db.write(_rowcounts, statements)
 
-    async def _tx(self, fn: Callable[[Connection], T]) -> T:
-        """``fn(connection)`` in one write transaction."""
-        return await self._db.write(fn)
+    async def _tx(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """``fn(connection)`` in one write transaction (``durable``: see Database.write)."""
+        return await self._db.write(fn, durable=durable)
 
     async def _read_tx(self, fn: Callable[[Connection], T]) -> T:
         return await self._db.read(fn)
@@ -230,11 +232,12 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
 
     # -- objects -------------------------------------------------------------------------
 
-    async def insert_object(self, record: ObjectRecord) -> None:
+    async def insert_object(self, record: ObjectRecord, *, durable: bool = True) -> None:
         await self._write(
             f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             _object_params(record),
+            durable=durable,
         )
 
     async def get_object(self, instance: str, uid: str) -> ObjectRecord | None:
@@ -244,9 +247,9 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         )
         return ObjectRecord(*rows[0]) if rows else None
 
-    async def update_object(self, record: ObjectRecord) -> bool:
+    async def update_object(self, record: ObjectRecord, *, durable: bool = True) -> bool:
         """Write ``record`` if the row is still at ``record.revision``; then bump it."""
-        if await self._write_if_at(record, record.revision):
+        if await self._write_if_at(record, record.revision, durable=durable):
             record.revision += 1
             return True
         return False
@@ -255,7 +258,9 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         """Put ``record`` back as it was (Batch Undo), if the row is at ``expected_revision``."""
         return await self._write_if_at(record, expected_revision)
 
-    async def _write_if_at(self, record: ObjectRecord, revision: int) -> bool:
+    async def _write_if_at(
+        self, record: ObjectRecord, revision: int, *, durable: bool = True
+    ) -> bool:
         """Compare-and-swap: write every column of ``record`` if the row is at ``revision``,
         and bump the row's revision."""
         count = await self._write(
@@ -278,13 +283,14 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
                 record.instance,
                 revision,
             ),
+            durable=durable,
         )
         return count > 0
 
-    async def delete_object(self, instance: str, uid: str) -> bool:
+    async def delete_object(self, instance: str, uid: str, *, durable: bool = True) -> bool:
         """Remove a row entirely (Batch Undo of a Create/Register); True if it was there."""
         count = await self._write(
-            "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance)
+            "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance), durable=durable
         )
         return count > 0
 
