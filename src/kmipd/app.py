@@ -554,11 +554,12 @@ async def serve(settings: config.Settings) -> None:
         https_ports,
         settings.data_dir,
     )
-    print(
-        f"kmipd {__version__}: KMIP on {settings.kmip.host}:{kmip_ports}, HTTPS on "
-        f"{settings.https.host}:{https_ports}, data in {settings.data_dir}",
-        flush=True,
-    )
+    if not logging_setup.json_lines():  # the journal then holds JSON only; the log has it
+        print(
+            f"kmipd {__version__}: KMIP on {settings.kmip.host}:{kmip_ports}, HTTPS on "
+            f"{settings.https.host}:{https_ports}, data in {settings.data_dir}",
+            flush=True,
+        )
     systemd_notify.ready(f"serving KMIP on port {kmip_ports}, HTTPS on port {https_ports}")
     reloads.started()
     try:

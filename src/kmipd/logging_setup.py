@@ -77,3 +77,8 @@ def apply(settings: LogSettings) -> None:
         root.addHandler(_handler)
     _handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
     root.setLevel(level.upper())
+
+
+def json_lines() -> bool:
+    """Whether the log is being written as JSON lines."""
+    return _handler is not None and isinstance(_handler.formatter, JsonFormatter)

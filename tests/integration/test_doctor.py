@@ -23,10 +23,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from kmipd import config, pki
 from kmipd.store.records import InstanceRecord
+from kmipd.transport.tls import fingerprint
 from tests.support.cli import Cli
+from tests.support.keyprotect import instance_id, keyprotect_server, new_api_key
 from tests.support.server import KmipdServer, init_server
 
 LINE = re.compile(r"^(OK  |WARN|FAIL)  \S")
@@ -252,9 +256,8 @@ def test_a_server_certificate_replaced_without_a_reload(
     pki_dir = server.data_dir / "pki"
     ca = pki.load_ca(pki_dir / "ca.pem", pki_dir / "ca-key.pem")
     issued = pki.issue_server(ca, ["localhost", "127.0.0.1"])
-    for name, data in (("server-key.pem", issued.private_key_pem()), ("server.pem", None)):
-        path = pki_dir / name
-        path.write_bytes(data if data is not None else issued.certificate_pem())
+    (pki_dir / "server-key.pem").write_bytes(issued.private_key_pem())  # stays 0600
+    (pki_dir / "server.pem").write_bytes(issued.certificate_pem())
 
     code, lines = doctor(server, capsys)
     assert code == 1
@@ -285,3 +288,56 @@ def test_an_unreadable_configuration_exits_2(
     assert code == 2
     assert out == ""
     assert "unknown setting kmip.port_number" in err and "Traceback" not in err
+
+
+def test_the_instance_client_certificate_no_longer_allowed(
+    server: KmipdServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vCenter's certificate removed from the store: the conversation as vCenter fails."""
+    certificate = x509.load_pem_x509_certificate(server.credentials()[0].read_bytes())
+    assert server.remove_certificate(
+        fingerprint(certificate.public_bytes(serialization.Encoding.DER))
+    )
+
+    code, lines = doctor(server, capsys)
+    assert code == 1
+    assert_fails_with(lines, "FAIL  KMIP as vCenter (default's client certificate ")
+    assert "it does not accept that certificate" in failures(lines)[0]
+    assert "kmipd cert list default" in failures(lines)[0]
+    assert any(line.startswith("WARN  no client certificate is allowed") for line in lines)
+
+
+def test_a_remote_root_key_provider_is_reached_and_its_clock_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Key Protect provider (another kmipd's /api/v2) in kmipd.toml, its API key in the
+    environment: reachable, and its HTTP Date agrees with this clock (same host)."""
+    with keyprotect_server(tmp_path / "remote") as remote:
+        monkeypatch.setenv("KMIPD_DOCTOR_TEST_KP_KEY", new_api_key(remote, "Reader"))
+        server = init_server(tmp_path / "data")
+        settings = config.load(server.data_dir)
+        provider = config.ProviderSettings(
+            "remote",
+            "keyprotect",
+            {
+                "url": remote.https_url,
+                "instance_id": instance_id(remote),
+                "api_key_env": "KMIPD_DOCTOR_TEST_KP_KEY",
+                "ca": str(remote.ca),
+            },
+        )
+        settings = dataclasses.replace(settings, root_key_providers=(provider,))
+        (server.data_dir / config.CONFIG_FILE).write_text(config.render(settings))
+        server.start()
+        try:
+            code, lines = doctor(server, capsys)
+        finally:
+            server.stop()
+    assert code == 0, lines
+    text = "\n".join(lines)
+    assert "OK    root key provider 'remote' (used by no instance): reachable" in text
+    assert re.search(
+        rf"OK    clock: \d\.\d s (behind|ahead of) root key provider 'remote' "
+        rf"\({re.escape(remote.https_url)}\)",
+        text,
+    ), text

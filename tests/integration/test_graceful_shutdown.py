@@ -8,6 +8,7 @@ with status 0 within the grace period.
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import ssl
@@ -124,3 +125,24 @@ def test_requests_past_the_grace_period_are_cut_and_the_exit_is_still_0(
         assert "still unanswered after kmip.shutdown_grace" in server.log()
     finally:
         server.stop()
+
+
+def test_a_whole_run_logged_as_json_lines(tmp_path: Path) -> None:
+    """[log] format = "json": from start to stop, stdout and stderr hold JSON objects only."""
+    server = init_server(tmp_path / "data")
+    server.configure(log={"format": "json"})
+    server.start()
+    try:
+        kmip.ok(server.call(kmip.discover_versions()))
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(EXIT_BOUND) == 0
+    finally:
+        server.stop()
+    entries = [json.loads(line) for line in server.log().splitlines()]
+    assert all(set(e) >= {"time", "level", "logger", "message"} for e in entries), entries
+    messages_logged = [e["message"] for e in entries]
+    assert any(m.startswith("kmipd ") and " serving KMIP on " in m for m in messages_logged)
+    assert messages_logged[-1] == "stopped"
+    if server.log_level == "debug":  # --log-level overrides [log] level, not the format
+        assert any(e["level"] == "debug" for e in entries)

@@ -57,13 +57,20 @@ def digest(params: CryptoParams, data: bytes) -> bytes:
     return hashlib.new(hash_name(params.hashing_algorithm), data).digest()
 
 
-def hmac_algorithm(key_algorithm: int | None, params: CryptoParams) -> int:
-    """The HMAC to compute: the parameters' Cryptographic Algorithm, else the key's."""
-    algorithm = params.cryptographic_algorithm or key_algorithm
-    if algorithm is None:
-        raise bad_parameters("no HMAC Cryptographic Algorithm on the key or in the request")
+def hmac_algorithm(key_algorithm: int | None, own: CryptoParams, params: CryptoParams) -> int:
+    """The HMAC to compute: the request's Cryptographic Algorithm, else the key's.
+
+    The key must be meant for HMAC: an HMAC key, or a key whose own Cryptographic Parameters
+    attribute names an HMAC (the CS-AC profile MACs with such an AES key, CS-AC-M-4). A
+    request alone cannot turn another key's bytes into an HMAC key.
+    """
+    if key_algorithm not in HMACS and own.cryptographic_algorithm not in HMACS:
+        raise unsupported(
+            "MAC needs an HMAC key, or a key whose Cryptographic Parameters name an HMAC"
+        )
+    algorithm = params.cryptographic_algorithm or own.cryptographic_algorithm or key_algorithm
     if algorithm not in HMACS:
-        raise unsupported("MAC supports the HMAC algorithms only")
+        raise bad_parameters("the Cryptographic Algorithm asked for is not an HMAC")
     return algorithm
 
 

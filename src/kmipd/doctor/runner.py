@@ -42,7 +42,7 @@ async def run(settings: config.Settings) -> list[Finding]:
             findings += await _guarded(
                 "allowed client certificates and root keys", _stored(settings, store, now)
             )
-        findings += await _guarded("clock", system.check_clock(store))
+        findings += await _guarded("clock", system.check_clock(settings, store))
     finally:
         if store is not None:
             await store.close()

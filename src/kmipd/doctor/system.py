@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import email.utils
 import shutil
+import ssl
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from kmipd import config
 from kmipd.doctor.report import Finding, fail, ok, warn
@@ -23,6 +27,7 @@ WARN_FREE_BYTES = 1024 * MIB
 WARN_FREE_FRACTION = 0.05
 SKEW_WARN_SECONDS = 2.0
 SKEW_FAIL_SECONDS = 30.0
+HTTP_TIMEOUT = 5.0
 _TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 
 
@@ -48,10 +53,13 @@ def check_disk(settings: config.Settings, database: Path | None) -> list[Finding
     return findings
 
 
-async def check_clock(store: Store | None) -> list[Finding]:
+async def check_clock(settings: config.Settings, store: Store | None) -> list[Finding]:
     findings = [_synchronised()]
     if store is not None and store.dialect != "sqlite":
         findings.append(await _against_database(store))
+    for provider in settings.root_key_providers:
+        if provider.kind == "keyprotect" and isinstance(provider.options.get("url"), str):
+            findings.append(await _against_provider(settings, provider))
     return findings
 
 
@@ -88,12 +96,40 @@ async def _against_database(store: Store) -> Finding:
     except (StoreError, OSError) as exc:
         return warn(f"clock: the database's time cannot be read: {exc}", "check the database")
     after = time.time()
-    skew = theirs - (before + after) / 2
-    what = f"clock: {abs(skew):.1f} s {'behind' if skew > 0 else 'ahead of'} the database server"
+    return _skew(theirs - (before + after) / 2, "the database server", SKEW_WARN_SECONDS)
+
+
+async def _against_provider(
+    settings: config.Settings, provider: config.ProviderSettings
+) -> Finding:
+    """A remote Key Protect's HTTP Date header (whole seconds): its IAM tokens and the
+    certificates it presents are judged by the two clocks."""
+    url = str(provider.options["url"])
+    where = f"root key provider {provider.name!r} ({url})"
+    verify: ssl.SSLContext | bool = provider.options.get("verify", True) is not False
+    if verify and isinstance(provider.options.get("ca"), str):
+        verify = ssl.create_default_context(cafile=str(settings.path(provider.options["ca"])))
+    before = time.time()
+    try:
+        async with httpx.AsyncClient(verify=verify, timeout=HTTP_TIMEOUT) as http:
+            response = await http.head(url)
+        theirs = email.utils.parsedate_to_datetime(response.headers["date"]).timestamp()
+    except (httpx.HTTPError, OSError, KeyError, ValueError, TypeError) as exc:
+        return warn(
+            f"clock: not compared with {where}: no usable Date header ({type(exc).__name__})",
+            "see the root key provider check",
+        )
+    after = time.time()
+    # The header has whole seconds: up to one second of the difference is its rounding.
+    return _skew(theirs + 0.5 - (before + after) / 2, where, SKEW_WARN_SECONDS + 1)
+
+
+def _skew(skew: float, other: str, warn_at: float) -> Finding:
+    what = f"clock: {abs(skew):.1f} s {'behind' if skew > 0 else 'ahead of'} {other}"
     fix = "synchronise both machines' clocks with NTP (timedatectl set-ntp true, chronyd)"
     if abs(skew) >= SKEW_FAIL_SECONDS:
         return fail(what, fix)
-    if abs(skew) >= SKEW_WARN_SECONDS:
+    if abs(skew) >= warn_at:
         return warn(what, fix)
     return ok(what)
 

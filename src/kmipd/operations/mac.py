@@ -27,7 +27,7 @@ async def handle(ctx: RequestContext, request: MacRequest) -> MacResponse:
     key = await usable_key(ctx, request.unique_identifier, MAC_GENERATE, len(data))
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
-        algorithm = digest.hmac_algorithm(key.algorithm, params)
+        algorithm = digest.hmac_algorithm(key.algorithm, key.params, params)
         mac_data = digest.mac(algorithm, key.secret(), data)
     await consume(ctx, key, len(data))
     return MacResponse(unique_identifier=key.obj.uid, mac_data=mac_data)

@@ -31,7 +31,7 @@ async def handle(ctx: RequestContext, request: MacVerifyRequest) -> MacVerifyRes
     key = await usable_key(ctx, request.unique_identifier, MAC_VERIFY, len(data))
     params = request_params(request.cryptographic_parameters, key)
     with crypto_errors():
-        algorithm = digest.hmac_algorithm(key.algorithm, params)
+        algorithm = digest.hmac_algorithm(key.algorithm, key.params, params)
         valid = digest.mac_matches(algorithm, key.secret(), data, mac_data)
     await consume(ctx, key, len(data))
     return MacVerifyResponse(

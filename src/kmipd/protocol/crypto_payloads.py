@@ -3,8 +3,9 @@
 Retrieve. Cryptographic Parameters stay a raw :class:`Item`: ``kmipd.crypto.params`` reads
 them, field by field, together with the key's own.
 
-Streaming (Init Indicator, Final Indicator, Correlation Value) is declared so that a request
-using it decodes and is refused with a precise reason, rather than failing to decode.
+Every operation declares the multi-part fields (Init Indicator, Final Indicator, Correlation
+Value): Encrypt and Decrypt take data in parts, the others refuse a part with a precise
+reason rather than fail to decode it.
 """
 
 # kmip_field() returns a dataclasses.field(); ruff cannot tell.

@@ -526,6 +526,29 @@ def test_mac_and_mac_verify(kmip: EngineHarness) -> None:
     aes = aes_key(kmip, M.MAC_GENERATE)
     refused = kmip.call(Operation.MAC, MacRequest(unique_identifier=aes, data=b"message"))
     expect_failure(refused, ResultReason.UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS)
+    # Not even when the request names an HMAC: the AES key's bytes are no HMAC key.
+    as_hmac = kmip.call(
+        Operation.MAC,
+        MacRequest(
+            unique_identifier=aes,
+            data=b"message",
+            cryptographic_parameters=params(cryptographic_algorithm=A.HMAC_SHA256),
+        ),
+    )
+    expect_failure(as_hmac, ResultReason.UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS)
+    # An AES key whose own Cryptographic Parameters name an HMAC is meant for it (CS-AC-M-4).
+    declared = aes_key(
+        kmip,
+        M.MAC_GENERATE,
+        Attribute(
+            "Cryptographic Parameters",
+            params(cryptographic_algorithm=A.HMAC_SHA256),
+            None,
+            STRUCTURE,
+        ),
+    )
+    result = kmip.call(Operation.MAC, MacRequest(unique_identifier=declared, data=b"message"))
+    assert result.payload.mac_data == hmac.new(AES_KEY, b"message", hashlib.sha256).digest()
 
 
 def test_hash(kmip: EngineHarness) -> None:
