@@ -16,6 +16,7 @@ from typing import Any
 from kmipd.keys import envelope
 from kmipd.keys.instance_keys import InstanceKeys, RootKeyUnavailable
 from kmipd.model.attribute_set import AttributeSet
+from kmipd.model.searchable import searchable_texts
 from kmipd.protocol import ttlv
 from kmipd.protocol._generated import ObjectType, ResultReason, State, Tag
 from kmipd.protocol.codec import from_item, to_item
@@ -53,6 +54,7 @@ class ManagedObject:
     last_fetched: int | None = None
     _record: ObjectRecord | None = None
     last_fetched_by: str | None = None  # fingerprint of the certificate that fetched it
+    _texts: frozenset[str] | None = None  # the searchable texts in the store's index
 
 
 def new_uid() -> str:
@@ -107,7 +109,8 @@ class ObjectRepository:
             updated=now,
             **_indexed(attributes),
         )
-        await self._store.insert_object(record, durable=self._durable)
+        obj._texts = searchable_texts(attributes)
+        await self._store.insert_object(record, texts=obj._texts, durable=self._durable)
         obj._record = record
         return obj
 
@@ -173,8 +176,13 @@ class ObjectRepository:
             record.sealed = None
         elif new_body:
             record.sealed = await self._seal(obj.instance, obj.uid, obj.object_type, obj.body)
-        if not await self._store.update_object(record, durable=durable and self._durable):
+        texts = searchable_texts(obj.attributes)
+        changed = texts if texts != obj._texts else None
+        if not await self._store.update_object(
+            record, texts=changed, durable=durable and self._durable
+        ):
             raise ConcurrentUpdate()
+        obj._texts = texts
 
     async def find(self, query: ObjectQuery) -> list[ManagedObject]:
         return [_from_record(r) for r in await self._store.find_objects(query)]
@@ -182,7 +190,7 @@ class ObjectRepository:
     async def discard(self, obj: ManagedObject) -> None:
         """Remove an object this request created and could not finish (ReKey's new key
         when the old one cannot be updated)."""
-        await self._store.delete_object(obj.instance, obj.uid)
+        await self._store.delete_object(obj.instance, obj.uid, durable=self._durable)
 
 
 class JournalingRepository(ObjectRepository):
@@ -247,7 +255,8 @@ class JournalingRepository(ObjectRepository):
             if before is None:
                 complete &= await self._store.delete_object(after.instance, after.uid)
             else:
-                complete &= await self._store.restore_object(before, current)
+                texts = searchable_texts(AttributeSet.from_bytes(before.attributes))
+                complete &= await self._store.restore_object(before, current, texts=texts)
                 revisions[after.uid] = current + 1
         self._journal.clear()
         return complete
@@ -264,16 +273,18 @@ _BODY_LIMITS = Limits(max_frame_bytes=64 << 20, max_field_bytes=16 << 20)
 
 
 def _from_record(record: ObjectRecord) -> ManagedObject:
+    attributes = AttributeSet.from_bytes(record.attributes)
     return ManagedObject(
         uid=record.uid,
         instance=record.instance,
         object_type=ObjectType(record.object_type),
         state=State(record.state),
-        attributes=AttributeSet.from_bytes(record.attributes),
+        attributes=attributes,
         created=record.created,
         last_fetched=record.last_fetched,
         _record=record,
         last_fetched_by=record.last_fetched_by,
+        _texts=searchable_texts(attributes),
     )
 
 
