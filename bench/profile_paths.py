@@ -7,6 +7,11 @@ straight to the engine (``handle_ttlv``: decode, dispatch, store, audit, encode)
 with ``--profile``, writes a pyinstrument profile of each path to bench/results/.
 
     python bench/profile_paths.py [--requests 4000] [--concurrency 8] [--profile]
+                                  [--paths get,create] [--data-dir DIR]
+
+Instruction counts, steady whatever else the machine runs (valgrind counts, not times): run
+it under ``valgrind --tool=callgrind`` twice with different ``--requests`` on one data
+directory, and divide the difference of the totals by the difference of the requests.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> None:
     async def get(n: int) -> None:
         check(await engine.handle_ttlv(get_frames[n % 200], client), Operation.GET)
 
-    paths = {"get": get, "create": create}
+    paths = {name: {"get": get, "create": create}[name] for name in args.paths.split(",")}
     RESULTS.mkdir(exist_ok=True)
     for name, send in paths.items():
         profiler = None
@@ -103,7 +108,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--label", default="now", help="suffix of the profile files")
+    parser.add_argument("--paths", default="get,create")
+    parser.add_argument(
+        "--data-dir", type=Path, help="a kmipd init'ed directory to use (default: a new one)"
+    )
     args = parser.parse_args()
+    if args.data_dir is not None:
+        asyncio.run(measure(args, args.data_dir))
+        return
     with tempfile.TemporaryDirectory(prefix="kmipd-profile-") as tmp:
         data_dir = Path(tmp) / "data"
         if kmipd_main(["init", "--data-dir", str(data_dir)]) != 0:

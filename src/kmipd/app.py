@@ -158,7 +158,11 @@ class App:
         # once (every use also checks the key's state, which covers other processes).
         keyring.add_listener(instance_keys.forget_root_key)
         repository = ObjectRepository(store, instance_keys)
-        audit = AuditLog(store, AuditChain(keyring.derive_key(AUDIT_CHAIN_PURPOSE)))
+        audit = AuditLog(
+            store,
+            AuditChain(keyring.derive_key(AUDIT_CHAIN_PURPOSE)),
+            sync_reads=settings.audit.sync_reads,
+        )
         server = ServerInfo(
             vendor_identification=f"kmipd {__version__}",
             versions=tuple(sorted(VERSIONS, reverse=True)),

@@ -155,6 +155,18 @@ class LogSettings:
     format: str = "text"  # text | json (one JSON object per line)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The audit trail (``kmipd.audit``). Every record is committed before the request is
+    answered, and the request fails when it cannot be."""
+
+    # The records of KMIP operations that change nothing (Get, Locate, GetAttributes, ...):
+    # true: on disk before the answer, an fsync each busy moment; false: on disk within
+    # 0.2 s (a crash of kmipd loses none of them; a power loss, at most those 0.2 s). The
+    # records of every change are always on disk before the answer.
+    sync_reads: bool = False
+
+
 PROVIDER_KINDS = ("keyring", "pkcs11", "keyprotect")
 
 
@@ -182,6 +194,7 @@ class Settings:
     rewrap: RewrapSettings = field(default_factory=RewrapSettings)
     backup: BackupSettings = field(default_factory=BackupSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def path(self, relative: str) -> Path:
         return (self.data_dir / relative).resolve()

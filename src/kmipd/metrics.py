@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -10,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._kmip_children: dict[tuple[object, object], Any] = {}
         self.kmip_requests = Counter(
             "kmipd_kmip_batch_items",
             "KMIP batch items processed, by operation and result",
@@ -47,7 +49,14 @@ class Metrics:
         self.refused_connections.labels(cap=cap).inc()
 
     def count_kmip_item(self, operation: object, status: object) -> None:
-        self.kmip_requests.labels(operation=_name(operation), result=_name(status)).inc()
+        # Once per batch item: keep the labelled child (labels() costs a lock and a lookup).
+        key = (operation, status)
+        child = self._kmip_children.get(key)
+        if child is None:
+            child = self.kmip_requests.labels(operation=_name(operation), result=_name(status))
+            if len(self._kmip_children) < 10_000:  # operation codes are client input
+                self._kmip_children[key] = child
+        child.inc()
 
     async def render(
         self,

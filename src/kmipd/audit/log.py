@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -44,6 +45,14 @@ UNDONE = "undone"  # a KMIP batch item rolled back by Batch Undo
 def operation_name(operation: object) -> str:
     """``Create``, ``AddAttribute``, ...: the KMIP name of an operation code."""
     try:
+        return _operation_name(operation)
+    except TypeError:  # not hashable: not an operation code
+        return "Unknown"
+
+
+@functools.lru_cache(maxsize=256)
+def _operation_name(operation: object) -> str:
+    try:
         return Operation(operation).name.title().replace("_", "")  # type: ignore[arg-type]
     except (ValueError, TypeError):
         return "Unknown"
@@ -58,6 +67,21 @@ def _reason_name(reason: object) -> str | None:
         return "Unknown"
 
 
+# KMIP operations that change no object (Get's "last fetched" bookkeeping aside, which is
+# written durably on its own): their records may reach the disk after the answer.
+READ_ONLY = frozenset(
+    (
+        Operation.GET,
+        Operation.GET_ATTRIBUTES,
+        Operation.GET_ATTRIBUTE_LIST,
+        Operation.LOCATE,
+        Operation.CHECK,
+        Operation.QUERY,
+        Operation.DISCOVER_VERSIONS,
+    )
+)
+
+
 class AuditUnavailable(Exception):
     """The audit trail cannot be written: the request must fail and change nothing."""
 
@@ -68,12 +92,18 @@ GROUP_MAX = 1000
 
 class AuditLog:
     def __init__(
-        self, store: Store, chain: AuditChain, clock: Callable[[], float] = time.time
+        self,
+        store: Store,
+        chain: AuditChain,
+        clock: Callable[[], float] = time.time,
+        *,
+        sync_reads: bool = True,
     ) -> None:
+        self._sync_reads = sync_reads
         self._store = store
         self._chain = chain
         self._clock = clock
-        self._queue: list[tuple[list[AuditRecord], asyncio.Future[None]]] = []
+        self._queue: list[tuple[list[AuditRecord], asyncio.Future[None], bool]] = []
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -103,16 +133,17 @@ class AuditLog:
         """Write one record (the fields of :meth:`entry`) durably, or raise AuditUnavailable."""
         await self.write([self.entry(**fields)])
 
-    async def write(self, records: list[AuditRecord]) -> None:
-        """Append ``records`` durably (sharing a commit with whatever else is queued), or
-        raise :class:`AuditUnavailable`."""
+    async def write(self, records: list[AuditRecord], *, durable: bool = True) -> None:
+        """Append ``records`` (sharing a commit with whatever else is queued), or raise
+        :class:`AuditUnavailable`. ``durable``: on disk before this returns; else committed,
+        and on disk within the store's flush delay (:meth:`Database.write`)."""
         if not records:
             return
         if self._writer is None or self._writer.done():
             self._wake = asyncio.Event()
             self._writer = asyncio.get_running_loop().create_task(self._write_forever())
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((records, done))
+        self._queue.append((records, done, durable))
         assert self._wake is not None
         self._wake.set()
         await done
@@ -125,26 +156,29 @@ class AuditLog:
             while self._queue:
                 batch, taken = [], 0
                 while self._queue and (not batch or taken + len(self._queue[0][0]) <= GROUP_MAX):
-                    records, done = self._queue.pop(0)
-                    batch.append((records, done))
-                    taken += len(records)
+                    item = self._queue.pop(0)
+                    batch.append(item)
+                    taken += len(item[0])
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[list[AuditRecord], asyncio.Future[None]]]) -> None:
-        records = [record for records, _ in batch for record in records]
+    async def _commit(
+        self, batch: list[tuple[list[AuditRecord], asyncio.Future[None], bool]]
+    ) -> None:
+        records = [record for records, _, _ in batch for record in records]
+        durable = any(durable for _, _, durable in batch)
         try:
-            await self._store.append_audit(records, self._chain)
+            await self._store.append_audit(records, self._chain, durable=durable)
         except Exception as exc:
             if isinstance(exc, StoreError):
                 log.error("could not write %d audit record(s): %s", len(records), exc)
             else:
                 log.exception("could not write %d audit record(s)", len(records))
             failure = AuditUnavailable("the audit trail cannot be written")
-            for _, done in batch:
+            for _, done, _ in batch:
                 if not done.done():
                     done.set_exception(failure)
             return
-        for _, done in batch:
+        for _, done, _ in batch:
             if not done.done():
                 done.set_result(None)
 
@@ -191,9 +225,13 @@ class AuditLog:
         requests: list[messages.RequestBatchItem],
         responses: list[messages.ResponseBatchItem],
     ) -> None:
-        """The engine's hook: one record per batch item it ran, committed together."""
+        """The engine's hook: one record per batch item it ran, committed together; on disk
+        before this returns unless every item is an operation that changes nothing and
+        ``sync_reads`` is off."""
+        durable = self._sync_reads or any(q.operation not in READ_ONLY for q in requests)
         await self.write(
-            [self.kmip_entry(client, q, r) for q, r in zip(requests, responses, strict=False)]
+            [self.kmip_entry(client, q, r) for q, r in zip(requests, responses, strict=False)],
+            durable=durable,
         )
 
     async def query(self, query: AuditQuery) -> tuple[list[AuditRecord], int]:

@@ -64,6 +64,9 @@ KEYRING_DIR = "keyring"
 _HEAD = struct.Struct(">BI")  # format, root key version (1-based), of ``wrap``'s output
 _FORMAT = 1
 _FILE_FORMAT = 2
+# How stale the root key check of a KMIP request may be for a change made by another process
+# (a change made in this process is seen at once).
+PER_REQUEST_REFRESH = 0.1
 
 PRE_ACTIVE, ACTIVE, SUSPENDED, DEACTIVATED, DESTROYED = 0, 1, 2, 3, 5
 STATES = (PRE_ACTIVE, ACTIVE, SUSPENDED, DEACTIVATED, DESTROYED)
@@ -297,6 +300,7 @@ class Keyring:
         self._dir = path.parent
         self._storage: KeyringStorage = storage or FileKeyringStorage(path)
         self._lock = threading.RLock()
+        self._refreshed = -PER_REQUEST_REFRESH
         self._rules = rules or KeyRules()
         self._clock = clock
         self._listeners: list[Callable[[str], None]] = []
@@ -492,9 +496,15 @@ class Keyring:
 
     # --- transactions ----------------------------------------------------------------------
 
-    def _read(self, action: Callable[[dict[str, Any]], T]) -> T:
+    def _read(self, action: Callable[[dict[str, Any]], T], *, per_request: bool = False) -> T:
+        """``action`` on the current document. ``per_request``: a check that every KMIP
+        request makes may use a view refreshed within the last PER_REQUEST_REFRESH seconds
+        (asking the storage is a system call or a query each time, on the event loop)."""
         with self._lock:
-            self._refresh()
+            now = time.monotonic()
+            if not per_request or now - self._refreshed >= PER_REQUEST_REFRESH:
+                self._refresh()
+                self._refreshed = now
             try:
                 return action(self._data)
             except (KeyNotFound, UnprocessableCiphertext):
@@ -927,7 +937,7 @@ class Keyring:
             states = (ACTIVE,) if for_wrap else (ACTIVE, DEACTIVATED)
             self._usable(key_id, entry, self._clock(), states)
 
-        self._read(check)
+        self._read(check, per_request=True)
 
     def wrap(self, key_id: str, plaintext: bytes, aad: bytes) -> bytes:
         def material(data: dict[str, Any]) -> tuple[int, bytes]:

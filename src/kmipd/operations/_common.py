@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from kmipd.model.attribute_set import AttributeSet
 from kmipd.model.lifecycle import DESTROYED_STATES
+from kmipd.model.searchable import indexable
 from kmipd.protocol import tables
 from kmipd.protocol._generated import (
     HashingAlgorithm,
@@ -360,7 +361,7 @@ async def check_unique_names(ctx: RequestContext, names: list[str], uid: str | N
 async def _name_in_use(ctx: RequestContext, name: str, uid: str | None) -> bool:
     """Names beyond the first of an object are not indexed: look at the attribute sets of
     the objects whose stored attributes hold the name's text at all."""
-    candidates = ObjectQuery(ctx.instance, contains=(name.encode(),) if name else ())
+    candidates = ObjectQuery(ctx.instance, contains=(name,) if indexable(name) else ())
     for other in await ctx.objects.find(candidates):
         if other.uid == uid or other.state in DESTROYED_STATES:
             continue

@@ -53,7 +53,10 @@ async def handle(ctx: RequestContext, request: GetRequest) -> GetResponse:
         # a lost race on "last fetched" must not fail a host's boot. The winner recorded a
         # fetch, or a later Get will.
         with contextlib.suppress(ConcurrentUpdate):
-            await ctx.objects.save(obj, ctx.now)
+            # Bookkeeping ("last fetched", and Fresh, which only says whether the object was
+            # ever served): committed before the answer, on disk within the store's flush
+            # delay, so a Get never waits for a disk flush.
+            await ctx.objects.save(obj, ctx.now, durable=False)
     return GetResponse(object_type=obj.object_type, unique_identifier=obj.uid, managed_object=body)
 
 

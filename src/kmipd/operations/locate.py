@@ -21,11 +21,12 @@ from collections import defaultdict
 from typing import Any
 
 from kmipd.model.lifecycle import DESTROYED_STATES
+from kmipd.model.searchable import indexable, is_searchable, texts_of
 from kmipd.operations._common import all_attributes, apply_dates
 from kmipd.protocol._generated import Operation, ResultReason, StorageStatusMask, Tag
 from kmipd.protocol.attributes import Attribute
 from kmipd.protocol.payloads import LocateRequest, LocateResponse
-from kmipd.protocol.ttlv import DATE_TIME, STRUCTURE, TEXT_STRING, Item
+from kmipd.protocol.ttlv import DATE_TIME, STRUCTURE, Item
 from kmipd.service.context import RequestContext
 from kmipd.service.errors import KmipError
 from kmipd.service.repository import ManagedObject
@@ -67,26 +68,16 @@ def _query(ctx: RequestContext, given: dict[str, list[Attribute]]) -> ObjectQuer
     )
 
 
-def _stored_texts(given: dict[str, list[Attribute]]) -> tuple[bytes, ...]:
-    """The text a matching object must hold in its stored attributes: the values of the
-    custom (x-, y-) attributes and Names asked for. A superset filter for the store; the
-    exact match is still made here."""
-    texts: set[bytes] = set()
+def _stored_texts(given: dict[str, list[Attribute]]) -> tuple[str, ...]:
+    """Texts a matching object must hold (searchable.py): the values of the custom (x-, y-)
+    attributes and Names asked for. The store narrows by them with its index; the exact
+    match is still made here."""
+    texts: set[str] = set()
     for name, wanted in given.items():
-        if name.startswith(("x-", "y-")) or name == "Name":
+        if is_searchable(name):
             for attribute in wanted:
-                texts.update(t.encode() for t in _texts(attribute.value) if t)
+                texts.update(t for t in texts_of(attribute.value) if indexable(t))
     return tuple(sorted(texts))
-
-
-def _texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Item) and value.type == STRUCTURE:
-        return [text for field in value.value for text in _texts(field)]
-    if isinstance(value, Item) and value.type == TEXT_STRING:
-        return [value.value]
-    return []
 
 
 def _int(value: Any) -> int | None:

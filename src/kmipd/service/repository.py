@@ -16,6 +16,7 @@ from typing import Any
 from kmipd.keys import envelope
 from kmipd.keys.instance_keys import InstanceKeys, RootKeyUnavailable
 from kmipd.model.attribute_set import AttributeSet
+from kmipd.model.searchable import searchable_texts
 from kmipd.protocol import ttlv
 from kmipd.protocol._generated import ObjectType, ResultReason, State, Tag
 from kmipd.protocol.codec import from_item, to_item
@@ -53,6 +54,7 @@ class ManagedObject:
     last_fetched: int | None = None
     _record: ObjectRecord | None = None
     last_fetched_by: str | None = None  # fingerprint of the certificate that fetched it
+    _texts: frozenset[str] | None = None  # the searchable texts in the store's index
 
 
 def new_uid() -> str:
@@ -63,6 +65,9 @@ class ObjectRepository:
     def __init__(self, store: Store, keys: InstanceKeys) -> None:
         self._store = store
         self._keys = keys
+        # False: writes are committed but left for a later durable commit to put on disk
+        # (see JournalingRepository).
+        self._durable = True
 
     async def root_key_id(self, instance: str) -> str:
         for record in await self._store.instances():
@@ -104,7 +109,8 @@ class ObjectRepository:
             updated=now,
             **_indexed(attributes),
         )
-        await self._store.insert_object(record)
+        obj._texts = searchable_texts(attributes)
+        await self._store.insert_object(record, texts=obj._texts, durable=self._durable)
         obj._record = record
         return obj
 
@@ -147,9 +153,16 @@ class ObjectRepository:
         return obj.body
 
     async def save(
-        self, obj: ManagedObject, now: int, *, destroy_body: bool = False, new_body: bool = False
+        self,
+        obj: ManagedObject,
+        now: int,
+        *,
+        destroy_body: bool = False,
+        new_body: bool = False,
+        durable: bool = True,
     ) -> None:
-        """Write back state, attributes and (``new_body``) the body; compare-and-swap."""
+        """Write back state, attributes and (``new_body``) the body; compare-and-swap.
+        ``durable=False`` only for bookkeeping (see :meth:`Database.write`)."""
         record = obj._record
         assert record is not None
         record.state = int(obj.state)
@@ -163,8 +176,13 @@ class ObjectRepository:
             record.sealed = None
         elif new_body:
             record.sealed = await self._seal(obj.instance, obj.uid, obj.object_type, obj.body)
-        if not await self._store.update_object(record):
+        texts = searchable_texts(obj.attributes)
+        changed = texts if texts != obj._texts else None
+        if not await self._store.update_object(
+            record, texts=changed, durable=durable and self._durable
+        ):
             raise ConcurrentUpdate()
+        obj._texts = texts
 
     async def find(self, query: ObjectQuery) -> list[ManagedObject]:
         return [_from_record(r) for r in await self._store.find_objects(query)]
@@ -172,7 +190,7 @@ class ObjectRepository:
     async def discard(self, obj: ManagedObject) -> None:
         """Remove an object this request created and could not finish (ReKey's new key
         when the old one cannot be updated)."""
-        await self._store.delete_object(obj.instance, obj.uid)
+        await self._store.delete_object(obj.instance, obj.uid, durable=self._durable)
 
 
 class JournalingRepository(ObjectRepository):
@@ -184,8 +202,12 @@ class JournalingRepository(ObjectRepository):
     is left alone (compare-and-swap on the revision) and reported.
     """
 
-    def __init__(self, base: ObjectRepository) -> None:
+    def __init__(self, base: ObjectRepository, *, durable: bool = True) -> None:
+        """``durable=False``: the batch's writes do not each wait for the disk; the caller
+        makes a durable commit (the audit trail's) before it answers, and with it everything
+        committed before (a database's log is flushed in order)."""
         super().__init__(base._store, base._keys)
+        self._durable = durable
         # (record before, or None for an object this batch created; the record after)
         self._journal: list[tuple[ObjectRecord | None, ObjectRecord]] = []
 
@@ -205,11 +227,19 @@ class JournalingRepository(ObjectRepository):
         return obj
 
     async def save(
-        self, obj: ManagedObject, now: int, *, destroy_body: bool = False, new_body: bool = False
+        self,
+        obj: ManagedObject,
+        now: int,
+        *,
+        destroy_body: bool = False,
+        new_body: bool = False,
+        durable: bool = True,
     ) -> None:
         assert obj._record is not None
         before = replace(obj._record)
-        await super().save(obj, now, destroy_body=destroy_body, new_body=new_body)
+        await super().save(
+            obj, now, destroy_body=destroy_body, new_body=new_body, durable=durable
+        )
         self._journal.append((before, obj._record))
 
     async def discard(self, obj: ManagedObject) -> None:
@@ -225,7 +255,8 @@ class JournalingRepository(ObjectRepository):
             if before is None:
                 complete &= await self._store.delete_object(after.instance, after.uid)
             else:
-                complete &= await self._store.restore_object(before, current)
+                texts = searchable_texts(AttributeSet.from_bytes(before.attributes))
+                complete &= await self._store.restore_object(before, current, texts=texts)
                 revisions[after.uid] = current + 1
         self._journal.clear()
         return complete
@@ -242,16 +273,18 @@ _BODY_LIMITS = Limits(max_frame_bytes=64 << 20, max_field_bytes=16 << 20)
 
 
 def _from_record(record: ObjectRecord) -> ManagedObject:
+    attributes = AttributeSet.from_bytes(record.attributes)
     return ManagedObject(
         uid=record.uid,
         instance=record.instance,
         object_type=ObjectType(record.object_type),
         state=State(record.state),
-        attributes=AttributeSet.from_bytes(record.attributes),
+        attributes=attributes,
         created=record.created,
         last_fetched=record.last_fetched,
         _record=record,
         last_fetched_by=record.last_fetched_by,
+        _texts=searchable_texts(attributes),
     )
 
 

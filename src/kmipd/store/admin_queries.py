@@ -158,10 +158,13 @@ class AdminQueries:
 
     # -- audit ---------------------------------------------------------------------------
 
-    async def append_audit(self, records: list[AuditRecord], chain: AuditLinker) -> None:
+    async def append_audit(
+        self, records: list[AuditRecord], chain: AuditLinker, *, durable: bool = True
+    ) -> None:
         """Append ``records`` to the chained trail, in order, in one transaction (one commit
         for all of them: the audit trail's group commit). The chain's head row is locked for
-        the transaction, so the nodes of a cluster append one after the other."""
+        the transaction, so the nodes of a cluster append one after the other.
+        ``durable``: see :meth:`Database.write`."""
         lock = " FOR UPDATE" if self.dialect == POSTGRESQL else ""
 
         def append(db: Connection) -> None:
@@ -187,7 +190,7 @@ class AdminQueries:
                 (last, count, chain.seal_head(last, count)),
             )
 
-        await self._tx(append)
+        await self._tx(append, durable=durable)
 
     async def add_audit(self, record: AuditRecord, chain: AuditLinker) -> None:
         await self.append_audit([record], chain)

@@ -19,6 +19,10 @@ T = TypeVar("T")
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
 
+# How late a write made with ``durable=False`` reaches the disk at most (PostgreSQL's
+# wal_writer_delay is 0.2 s by default too).
+FLUSH_DELAY = 0.2
+
 
 class StoreError(Exception):
     """The store failed or refused a write; the message is safe to log, never to a client."""
@@ -58,9 +62,16 @@ class Database(Protocol):
         """``fn(connection, *args)`` outside a write transaction."""
         ...
 
-    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+    async def lookup(self, fn: Callable[..., T], *args: Any) -> T:
+        """A read of a few rows by key (the per-request reads): like :meth:`read`, but an
+        engine may run it at once on the caller's thread."""
+        ...
+
+    async def write(self, fn: Callable[..., T], *args: Any, durable: bool = True) -> T:
         """``fn(connection, *args)`` in one transaction, committed (durably) on return;
-        rolled back if ``fn`` raises. A refused write raises :class:`StoreError`."""
+        rolled back if ``fn`` raises. A refused write raises :class:`StoreError`.
+        ``durable=False``: committed (a crash of the process loses nothing) but flushed to
+        disk up to :data:`FLUSH_DELAY` seconds later; what a power loss can lose then."""
         ...
 
     def write_now(self, fn: Callable[..., T], *args: Any) -> T:

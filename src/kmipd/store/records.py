@@ -42,9 +42,9 @@ class ObjectQuery:
     length: int | None = None
     name: str | None = None
     uids: tuple[str, ...] | None = None
-    # Byte strings that must each occur in the object's stored attributes (a cheap superset
-    # filter in SQL: Locate by x-Name then decodes only the objects that can match).
-    contains: tuple[bytes, ...] = ()
+    # Texts the object's custom attributes or Names must each hold (kmipd.model.searchable;
+    # the index object_texts): Locate by x-Name then decodes only the objects that can match.
+    contains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ TABLES = (
     "certificates",
     "wrapping_keys",
     "objects",
+    "object_texts",
     "api_keys",
     "audit",
     "rewrap_jobs",

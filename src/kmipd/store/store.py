@@ -5,13 +5,13 @@ audit trail and the background jobs' state, on a :class:`~kmipd.store.database.D
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kmipd.store import migrations
 from kmipd.store.admin_queries import AdminQueries
-from kmipd.store.database import SQLITE, Connection, Database, StoreError, StoreUnavailable
+from kmipd.store.database import Connection, Database, StoreError, StoreUnavailable
 from kmipd.store.events import EventQueries
 from kmipd.store.postgres_database import PostgresDatabase, is_postgres_url, redact
 from kmipd.store.records import (
@@ -102,15 +102,21 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
     async def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         return await self._db.read(_fetchall, sql, params)
 
-    async def _write(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        return await self._db.write(_rowcount, sql, params)
+    async def _lookup(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read of a few rows by key (see :meth:`Database.lookup`)."""
+        return await self._db.lookup(_fetchall, sql, params)
+
+    async def _write(
+        self, sql: str, params: tuple[Any, ...] = (), *, durable: bool = True
+    ) -> int:
+        return await self._db.write(_rowcount, sql, params, durable=durable)
 
     async def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[int]:
         return await self._db.write(_rowcounts, statements)
 
-    async def _tx(self, fn: Callable[[Connection], T]) -> T:
-        """``fn(connection)`` in one write transaction."""
-        return await self._db.write(fn)
+    async def _tx(self, fn: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """``fn(connection)`` in one write transaction (``durable``: see Database.write)."""
+        return await self._db.write(fn, durable=durable)
 
     async def _read_tx(self, fn: Callable[[Connection], T]) -> T:
         return await self._db.read(fn)
@@ -124,7 +130,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         )
 
     async def instances(self) -> list[InstanceRecord]:
-        rows = await self._query(
+        rows = await self._lookup(
             "SELECT name, root_key_id, created, provider, rotation_days, last_rotated "
             "FROM instances ORDER BY name",
             (),
@@ -174,7 +180,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         )
 
     async def wrapping_keys(self, instance: str) -> list[WrappingKeyRecord]:
-        rows = await self._query(
+        rows = await self._lookup(
             "SELECT instance, version, root_key_id, wrapped, created, provider FROM wrapping_keys "
             "WHERE instance = ? ORDER BY version",
             (instance,),
@@ -226,61 +232,77 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
 
     # -- objects -------------------------------------------------------------------------
 
-    async def insert_object(self, record: ObjectRecord) -> None:
-        await self._write(
-            f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _object_params(record),
-        )
+    async def insert_object(
+        self, record: ObjectRecord, *, texts: Iterable[str] = (), durable: bool = True
+    ) -> None:
+        """A new object, and its searchable ``texts`` (kmipd.model.searchable)."""
+        texts = tuple(texts)
+
+        def insert(db: Connection) -> None:
+            db.execute(
+                f"INSERT INTO objects ({_OBJECT_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _object_params(record),
+            )
+            _put_texts(db, record, texts)
+
+        await self._tx(insert, durable=durable)
 
     async def get_object(self, instance: str, uid: str) -> ObjectRecord | None:
-        rows = await self._query(
+        rows = await self._lookup(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE uid = ? AND instance = ?",
             (uid, instance),
         )
         return ObjectRecord(*rows[0]) if rows else None
 
-    async def update_object(self, record: ObjectRecord) -> bool:
-        """Write ``record`` if the row is still at ``record.revision``; then bump it."""
-        if await self._write_if_at(record, record.revision):
+    async def update_object(
+        self,
+        record: ObjectRecord,
+        *,
+        texts: Iterable[str] | None = None,
+        durable: bool = True,
+    ) -> bool:
+        """Write ``record`` if the row is still at ``record.revision``; then bump it.
+        ``texts``: its searchable texts, when they changed."""
+        if await self._write_if_at(record, record.revision, texts=texts, durable=durable):
             record.revision += 1
             return True
         return False
 
-    async def restore_object(self, record: ObjectRecord, expected_revision: int) -> bool:
+    async def restore_object(
+        self, record: ObjectRecord, expected_revision: int, *, texts: Iterable[str] = ()
+    ) -> bool:
         """Put ``record`` back as it was (Batch Undo), if the row is at ``expected_revision``."""
-        return await self._write_if_at(record, expected_revision)
+        return await self._write_if_at(record, expected_revision, texts=texts)
 
-    async def _write_if_at(self, record: ObjectRecord, revision: int) -> bool:
+    async def _write_if_at(
+        self,
+        record: ObjectRecord,
+        revision: int,
+        *,
+        texts: Iterable[str] | None = None,
+        durable: bool = True,
+    ) -> bool:
         """Compare-and-swap: write every column of ``record`` if the row is at ``revision``,
-        and bump the row's revision."""
-        count = await self._write(
-            "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
-            "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
-            "last_fetched_by = ?, revision = revision + 1 "
-            "WHERE uid = ? AND instance = ? AND revision = ?",
-            (
-                record.object_type,
-                record.state,
-                record.attributes,
-                record.sealed,
-                record.updated,
-                record.algorithm,
-                record.length,
-                record.name,
-                record.last_fetched,
-                record.last_fetched_by,
-                record.uid,
-                record.instance,
-                revision,
-            ),
-        )
-        return count > 0
+        and bump the row's revision; and its searchable ``texts`` if given."""
+        new_texts = None if texts is None else tuple(texts)
 
-    async def delete_object(self, instance: str, uid: str) -> bool:
+        def write(db: Connection) -> int:
+            count = _update_if_at(db, record, revision)
+            if count and new_texts is not None:
+                db.execute(
+                    "DELETE FROM object_texts WHERE uid = ? AND instance = ?",
+                    (record.uid, record.instance),
+                )
+                _put_texts(db, record, new_texts)
+            return count
+
+        return await self._tx(write, durable=durable) == 1
+
+    async def delete_object(self, instance: str, uid: str, *, durable: bool = True) -> bool:
         """Remove a row entirely (Batch Undo of a Create/Register); True if it was there."""
         count = await self._write(
-            "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance)
+            "DELETE FROM objects WHERE uid = ? AND instance = ?", (uid, instance), durable=durable
         )
         return count > 0
 
@@ -316,19 +338,48 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
-        contains = (
-            "instr(attributes, ?) > 0"
-            if self.dialect == SQLITE
-            else "position(?::bytea in attributes) > 0"
-        )
-        for needle in query.contains:
-            clauses.append(contains)
-            params.append(needle)
+        for text in query.contains:
+            clauses.append("uid IN (SELECT uid FROM object_texts WHERE instance = ? AND text = ?)")
+            params.extend((query.instance, text))
         rows = await self._query(
             f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE {' AND '.join(clauses)} ORDER BY seq",
             tuple(params),
         )
         return [ObjectRecord(*row) for row in rows]
+
+
+def _update_if_at(db: Connection, record: ObjectRecord, revision: int) -> int:
+    return int(
+        db.execute(
+            "UPDATE objects SET object_type = ?, state = ?, attributes = ?, sealed = ?, "
+            "updated = ?, algorithm = ?, length = ?, name = ?, last_fetched = ?, "
+            "last_fetched_by = ?, revision = revision + 1 "
+            "WHERE uid = ? AND instance = ? AND revision = ?",
+            (
+                record.object_type,
+                record.state,
+                record.attributes,
+                record.sealed,
+                record.updated,
+                record.algorithm,
+                record.length,
+                record.name,
+                record.last_fetched,
+                record.last_fetched_by,
+                record.uid,
+                record.instance,
+                revision,
+            ),
+        ).rowcount
+    )
+
+
+def _put_texts(db: Connection, record: ObjectRecord, texts: tuple[str, ...]) -> None:
+    for text in texts:
+        db.execute(
+            "INSERT INTO object_texts (instance, uid, text) VALUES (?, ?, ?)",
+            (record.instance, record.uid, text),
+        )
 
 
 def _fetchall(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

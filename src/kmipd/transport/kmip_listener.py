@@ -103,12 +103,16 @@ class KmipListener:
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         _limit_tls_read_buffer()
-        self._server = await asyncio.start_server(
-            self._accept,
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            return _PlainUntilTls(asyncio.StreamReader(limit=READ_CHUNK), self._accept)
+
+        self._server = await loop.create_server(
+            protocol,
             host if host is not None else self._settings.host,
             port if port is not None else self._settings.port,
             reuse_address=True,
-            limit=READ_CHUNK,
             # asyncio's default of 100 overflows under a burst of connections (half-open
             # floods included): the kernel then drops SYNs and a good client waits a second
             # or more for the retransmission. The kernel caps this at net.core.somaxconn.
@@ -256,8 +260,11 @@ class KmipListener:
                 return
             response = await session.handle(frame)
             writer.write(response)
-            async with asyncio.timeout(settings.read_timeout):
-                await writer.drain()
+            if writer.transport.get_write_buffer_size():
+                # The client has not taken all of it yet: wait for it, within the deadline
+                # (a timer per reply only when the reply did not go out at once).
+                async with asyncio.timeout(settings.read_timeout):
+                    await writer.drain()
             if self._draining:
                 return
 
@@ -288,6 +295,18 @@ class KmipListener:
                 deadline = loop.time() + self._settings.read_timeout
             frames.receive_data(data)
         return frame
+
+
+class _PlainUntilTls(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, not reading until the TLS handshake starts
+    (``loop.start_tls`` resumes reading itself). A client sends its ClientHello at once:
+    bytes read before ``start_tls`` would land in the plain stream, and the handshake would
+    wait for them until its deadline. (uvloop starts reading after ``connection_made``
+    whatever the protocol asked, and does lose that race: kmipd runs on asyncio's loop.)"""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]  # a TCP transport
+        super().connection_made(transport)
 
 
 def _limit_tls_read_buffer() -> None:

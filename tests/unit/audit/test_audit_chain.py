@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kmipd.audit.chain import AuditChain, verify
 from kmipd.audit.log import AuditLog, AuditUnavailable
+from kmipd.protocol import messages
+from kmipd.protocol._generated import Operation, ResultStatus
+from kmipd.service.identity import ClientIdentity
 from kmipd.store.records import AuditRecord
 from kmipd.store.store import Store
 
@@ -20,13 +24,18 @@ KEY = b"\x07" * 32
 
 
 class CountingStore(Store):
-    """Counts the transactions that append audit records (one per group commit)."""
+    """Counts the transactions that append audit records (one per group commit), and
+    remembers whether each had to be on disk before it returned."""
 
     appends = 0
+    durability: list[bool]
 
-    async def append_audit(self, records: list[AuditRecord], chain: object) -> None:
+    async def append_audit(
+        self, records: list[AuditRecord], chain: object, *, durable: bool = True
+    ) -> None:
         self.appends += 1
-        await super().append_audit(records, chain)  # type: ignore[arg-type]
+        self.durability = [*getattr(self, "durability", []), durable]
+        await super().append_audit(records, chain, durable=durable)  # type: ignore[arg-type]
 
 
 def run(
@@ -155,3 +164,40 @@ def test_a_broken_trail_makes_writing_fail(store_url: str, tmp_path: Path) -> No
         assert all(isinstance(r, AuditUnavailable) for r in results)
 
     run(store_url, tmp_path, scenario)
+
+
+@pytest.mark.parametrize("sync_reads", [False, True])
+def test_records_of_reads_may_reach_the_disk_later_records_of_changes_never(
+    tmp_path: Path, sync_reads: bool
+) -> None:
+    client = ClientIdentity("default", "fingerprint", "CN=client")
+
+    def batch(*operations: Operation) -> tuple[list[Any], list[Any]]:
+        requests = [messages.RequestBatchItem(operation=op) for op in operations]
+        responses = [
+            messages.ResponseBatchItem(operation=op, result_status=ResultStatus.SUCCESS)
+            for op in operations
+        ]
+        return requests, responses
+
+    async def main() -> None:
+        base = Store.sqlite(tmp_path / "kmipd.db")
+        store = CountingStore(base.database)
+        await store.open()
+        audit = AuditLog(store, AuditChain(KEY), sync_reads=sync_reads)
+        try:
+            for operations in (
+                (Operation.GET,),
+                (Operation.LOCATE, Operation.GET_ATTRIBUTES),
+                (Operation.CREATE,),
+                (Operation.LOCATE, Operation.DESTROY),
+            ):
+                await audit.kmip_batch(client, *batch(*operations))
+            reads = not sync_reads
+            assert store.durability == [not reads, not reads, True, True]
+            assert (await verify(store, AuditChain(KEY))).checked == 6
+        finally:
+            await audit.close()
+            await store.close()
+
+    asyncio.run(main())

@@ -21,6 +21,7 @@ from kmipd.keys.keyring import (
     DAY,
     DEACTIVATED,
     DESTROYED,
+    PER_REQUEST_REFRESH,
     SUSPENDED,
     InvalidKeyState,
     KeyDeleted,
@@ -302,7 +303,10 @@ def test_instances_stop_when_their_root_key_is_disabled_or_deleted(tmp_path: Pat
                 await keys.current("default", root)
             ring.enable(root)
             assert await keys.key("default", version) == key
-            other_process.delete_key(root)  # another process: seen at the next use
+            other_process.delete_key(root)
+            # Another process's change: the per-request check sees it within
+            # PER_REQUEST_REFRESH (it does not ask the storage on every request).
+            await asyncio.sleep(PER_REQUEST_REFRESH * 1.5)
             with pytest.raises(RootKeyUnavailable):
                 await keys.key("default", version)
             with pytest.raises(RootKeyUnavailable):

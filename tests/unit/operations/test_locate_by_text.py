@@ -1,15 +1,27 @@
 """Locate by an x- attribute or a Name: the store narrows the candidates to objects whose
-stored attributes hold the text (a superset), and the exact match decides. A value that
+custom attributes or Names hold the text (its index object_texts), and the exact match
+decides. A value that
 only contains the one asked for ("vm-10" for "vm-1"), one set after the key was made, one
 changed away, or one of another instance is never returned wrongly; Unicode works."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+from kmipd.model.searchable import MAX_INDEXED_TEXT
 from kmipd.protocol._generated import Operation, ResultReason
 from kmipd.protocol.attributes import Attribute
-from kmipd.protocol.payloads import AddAttributeRequest, LocateRequest, ModifyAttributeRequest
+from kmipd.protocol.payloads import (
+    AddAttributeRequest,
+    DeleteAttributeRequest,
+    LocateRequest,
+    ModifyAttributeRequest,
+    UidRequest,
+)
 from kmipd.protocol.ttlv import BYTE_STRING, DATE_TIME, TEXT_STRING
 from kmipd.store.records import ObjectQuery
+from kmipd.store.store import Store
 from tests.support.kmip import name_attribute
 from tests.unit.operations.conftest import EngineHarness
 from tests.unit.operations.test_operations import OK, create
@@ -54,17 +66,57 @@ def test_locate_by_text_finds_exactly_the_matching_keys(kmip: EngineHarness) -> 
     assert len(locate(kmip, x_name("vm-1"), instance="other")) == 1
 
 
-def test_the_store_filter_is_a_superset_on_both_engines(kmip: EngineHarness) -> None:
-    for value in ("vm-1", "vm-10", "other"):
-        create(kmip, x_name(value))
+def test_the_store_narrows_by_its_text_index_on_both_engines(kmip: EngineHarness) -> None:
+    made = {value: create(kmip, x_name(value)) for value in ("vm-1", "vm-10", "other")}
     rows = kmip.loop.run_until_complete(
-        kmip.store.find_objects(ObjectQuery("default", contains=(b"vm-1",)))
+        kmip.store.find_objects(ObjectQuery("default", contains=("vm-1",)))
     )
-    assert len(rows) == 2  # vm-1 and vm-10: the exact match is Locate's job
+    assert [row.uid for row in rows] == [made["vm-1"]]  # the text, not "vm-10"
     none = kmip.loop.run_until_complete(
-        kmip.store.find_objects(ObjectQuery("default", contains=(b"vm-1", b"absent")))
+        kmip.store.find_objects(ObjectQuery("default", contains=("vm-1", "absent")))
     )
     assert none == []
+
+
+def test_the_index_follows_deletes_and_long_texts_are_still_found(kmip: EngineHarness) -> None:
+    long_text = "vm-" + "x" * (MAX_INDEXED_TEXT + 10)
+    long = create(kmip, x_name(long_text))  # not indexed: found by reading the objects
+    gone = create(kmip, x_name("vm-gone"))
+    assert locate(kmip, x_name(long_text)) == [long]
+    kmip.call(
+        Operation.DELETE_ATTRIBUTE,
+        DeleteAttributeRequest(unique_identifier=gone, attribute_name="x-Name"),
+        version=(1, 4),
+    )
+    assert locate(kmip, x_name("vm-gone")) == []
+    kept = create(kmip, x_name("vm-kept"))
+    destroyed = create(kmip, x_name("vm-kept"))
+    assert kmip.call(Operation.DESTROY, UidRequest(unique_identifier=destroyed)).result_status == OK
+    assert locate(kmip, x_name("vm-kept")) == [kept]
+
+
+def test_locate_by_text_uses_the_index_not_a_scan(tmp_path: Path) -> None:
+    """SQLite's plan for the query Locate by x-Name makes: a search of object_texts by
+    (instance, text), not a scan of the objects."""
+
+    async def plan() -> str:
+        store = Store.sqlite(tmp_path / "kmipd.db")
+        await store.open()
+        try:
+            return " | ".join(
+                str(row[-1])
+                for row in await store._query(
+                    "EXPLAIN QUERY PLAN SELECT uid FROM objects WHERE instance = ? AND uid IN "
+                    "(SELECT uid FROM object_texts WHERE instance = ? AND text = ?) ORDER BY seq",
+                    ("default", "default", "vm-1"),
+                )
+            )
+        finally:
+            await store.close()
+
+    text = asyncio.run(plan())
+    assert "object_texts USING" in text and "INDEX object_texts_text" in text, text
+    assert "SCAN objects" not in text, text
 
 
 def test_a_date_range_with_a_non_date_end_is_invalid_field(kmip: EngineHarness) -> None:
