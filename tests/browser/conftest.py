@@ -27,7 +27,9 @@ def _unavailable(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio event loop running in
+# this thread while it is open, and asyncio.run() in every later test module then fails.
+@pytest.fixture(scope="module")
 def playwright_browser() -> Iterator[Any]:
     if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
         _unavailable(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")

@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -37,13 +36,8 @@ LINE = re.compile(r"^(OK  |WARN|FAIL)  \S")
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[KmipdServer]:
-    server = init_server(tmp_path / "data")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def server(kmipd_server: KmipdServer) -> KmipdServer:
+    return kmipd_server  # conftest's: a fresh server of its own
 
 
 def doctor(server: KmipdServer, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:

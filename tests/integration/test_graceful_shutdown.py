@@ -13,7 +13,6 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,13 +29,8 @@ EXIT_BOUND = 30.0
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[KmipdServer]:
-    server = init_server(tmp_path / "data")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def server(kmipd_server: KmipdServer) -> KmipdServer:
+    return kmipd_server  # conftest's: a fresh server of its own
 
 
 def _create_batch(count: int) -> bytes:

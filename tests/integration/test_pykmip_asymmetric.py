@@ -25,40 +25,24 @@ from kmipd.protocol._generated import ObjectType, Operation, QueryFunction
 from kmipd.protocol.payloads import QueryRequest
 from tests.support.kmip import ok as kmip_ok
 from tests.support.kmip import request as kmip_request
-from tests.support.server import KmipdServer, init_server
+from tests.support.pykmip import pykmip_client
+from tests.support.server import KmipdServer
 
 VERSIONS = [KMIPVersion.KMIP_1_1, KMIPVersion.KMIP_1_4, KMIPVersion.KMIP_2_0]
 MESSAGE = b"signed by a key kmipd generated"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipdServer]:
-    kmipd = init_server(Path(tmp_path_factory.mktemp("pykmip-asym")) / "data")
-    kmipd.start()
-    try:
-        yield kmipd
-    finally:
-        kmipd.stop()
+def server(shared_server: KmipdServer) -> KmipdServer:
+    return shared_server  # conftest's: one server for the module
 
 
 @pytest.fixture(params=VERSIONS, ids=lambda v: f"kmip-{v.value}")
 def client(
     request: pytest.FixtureRequest, server: KmipdServer, tmp_path: Path
 ) -> Iterator[ProxyKmipClient]:
-    cert, key = server.credentials()
-    config = tmp_path / "pykmip.conf"
-    config.write_text("[client]\n")  # keep a stray ~/.pykmip/pykmip.conf out of the test
-    kmip = ProxyKmipClient(
-        hostname="127.0.0.1",
-        port=server.kmip_port,
-        cert=str(cert),
-        key=str(key),
-        ca=str(server.ca),
-        config_file=str(config),
-        kmip_version=request.param,
-    )
-    with kmip:
-        yield kmip
+    with pykmip_client(server, tmp_path, request.param) as client:
+        yield client
 
 
 def attribute_values(client: ProxyKmipClient, uid: str, *names: str) -> dict[str, object]:

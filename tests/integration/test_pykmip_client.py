@@ -27,40 +27,23 @@ from kmip.pie import objects
 from kmip.pie.client import ProxyKmipClient
 from kmip.pie.exceptions import KmipOperationFailure
 
-from tests.support.server import KmipdServer, init_server
+from tests.support.pykmip import pykmip_client
+from tests.support.server import KmipdServer
 
 VERSIONS = [KMIPVersion.KMIP_1_1, KMIPVersion.KMIP_1_4, KMIPVersion.KMIP_2_0]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KmipdServer]:
-    kmipd = init_server(Path(tmp_path_factory.mktemp("pykmip")) / "data")
-    kmipd.start()
-    try:
-        yield kmipd
-    finally:
-        kmipd.stop()
+def server(shared_server: KmipdServer) -> KmipdServer:
+    return shared_server  # conftest's: one server for the module
 
 
 @pytest.fixture(params=VERSIONS, ids=lambda v: f"kmip-{v.value}")
 def client(
     request: pytest.FixtureRequest, server: KmipdServer, tmp_path: Path
 ) -> Iterator[ProxyKmipClient]:
-    cert, key = server.credentials()
-    # An empty configuration file keeps a stray ~/.pykmip/pykmip.conf out of the test.
-    config = tmp_path / "pykmip.conf"
-    config.write_text("[client]\n")
-    kmip = ProxyKmipClient(
-        hostname="127.0.0.1",
-        port=server.kmip_port,
-        cert=str(cert),
-        key=str(key),
-        ca=str(server.ca),
-        config_file=str(config),
-        kmip_version=request.param,
-    )
-    with kmip:
-        yield kmip
+    with pykmip_client(server, tmp_path, request.param) as client:
+        yield client
 
 
 def name_attribute(name: str) -> object:

@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,13 +29,8 @@ RELOAD_BOUND = 10.0  # seconds for a reload to show in the log
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[KmipdServer]:
-    server = init_server(tmp_path / "data")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def server(kmipd_server: KmipdServer) -> KmipdServer:
+    return kmipd_server  # conftest's: a fresh server of its own
 
 
 def _sighup(server: KmipdServer, expect: str) -> None:

@@ -62,12 +62,12 @@ def new_uid() -> str:
 
 
 class ObjectRepository:
-    def __init__(self, store: Store, keys: InstanceKeys) -> None:
+    def __init__(self, store: Store, keys: InstanceKeys, *, durable: bool = True) -> None:
         self._store = store
         self._keys = keys
         # False: writes are committed but left for a later durable commit to put on disk
         # (see JournalingRepository).
-        self._durable = True
+        self._durable = durable
 
     async def root_key_id(self, instance: str) -> str:
         for record in await self._store.instances():
@@ -206,8 +206,7 @@ class JournalingRepository(ObjectRepository):
         """``durable=False``: the batch's writes do not each wait for the disk; the caller
         makes a durable commit (the audit trail's) before it answers, and with it everything
         committed before (a database's log is flushed in order)."""
-        super().__init__(base._store, base._keys)
-        self._durable = durable
+        super().__init__(base._store, base._keys, durable=durable)
         # (record before, or None for an object this batch created; the record after)
         self._journal: list[tuple[ObjectRecord | None, ObjectRecord]] = []
 
