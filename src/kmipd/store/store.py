@@ -320,7 +320,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
         await self._query("SELECT 1", ())
 
     async def find_objects(self, query: ObjectQuery) -> list[ObjectRecord]:
-        clauses = ["instance = ?"]
+        clauses = ["o.instance = ?"]
         params: list[Any] = [query.instance]
         for column, values in (
             ("object_type", query.object_types),
@@ -328,7 +328,7 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
             ("uid", query.uids),
         ):
             if values is not None:
-                clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+                clauses.append(f"o.{column} IN ({', '.join('?' * len(values))})")
                 params.extend(values)
         for column, value in (
             ("algorithm", query.algorithm),
@@ -336,14 +336,27 @@ class Store(AdminQueries, RewrapQueries, EventQueries):
             ("name", query.name),
         ):
             if value is not None:
-                clauses.append(f"{column} = ?")
+                clauses.append(f"o.{column} = ?")
                 params.append(value)
-        for text in query.contains:
-            clauses.append("uid IN (SELECT uid FROM object_texts WHERE instance = ? AND text = ?)")
-            params.extend((query.instance, text))
+        source, start = "objects o", []
+        if query.contains:
+            # Driven by the text index: the objects holding the first text, looked up by
+            # UID. (SQLite, without statistics, would otherwise walk every object of the
+            # instance and test each; CROSS JOIN fixes its join order, PostgreSQL plans
+            # by its statistics.)
+            first, *others = query.contains
+            source = "object_texts t CROSS JOIN objects o"
+            clauses.insert(0, "t.instance = ? AND t.text = ? AND o.uid = t.uid")
+            start = [query.instance, first]
+            for text in others:
+                clauses.append(
+                    "o.uid IN (SELECT uid FROM object_texts WHERE instance = ? AND text = ?)"
+                )
+                params.extend((query.instance, text))
         rows = await self._query(
-            f"SELECT {_OBJECT_COLUMNS} FROM objects WHERE {' AND '.join(clauses)} ORDER BY seq",
-            tuple(params),
+            f"SELECT {_OBJECT_COLUMNS_OF_O} FROM {source} WHERE {' AND '.join(clauses)} "
+            "ORDER BY o.seq",
+            (*start, *params),
         )
         return [ObjectRecord(*row) for row in rows]
 

@@ -96,27 +96,31 @@ def test_the_index_follows_deletes_and_long_texts_are_still_found(kmip: EngineHa
 
 
 def test_locate_by_text_uses_the_index_not_a_scan(tmp_path: Path) -> None:
-    """SQLite's plan for the query Locate by x-Name makes: a search of object_texts by
-    (instance, text), not a scan of the objects."""
+    """SQLite's plan for the very query find_objects makes for Locate by x-Name: the text
+    index first, then each object by its UID; never a walk over the instance's objects."""
 
-    async def plan() -> str:
+    async def plan() -> list[str]:
         store = Store.sqlite(tmp_path / "kmipd.db")
         await store.open()
+        ran: list[tuple[str, tuple[object, ...]]] = []
+        query = store._query
+
+        async def capture(sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+            ran.append((sql, params))
+            return await query(sql, params)
+
+        store._query = capture  # type: ignore[method-assign]
         try:
-            return " | ".join(
-                str(row[-1])
-                for row in await store._query(
-                    "EXPLAIN QUERY PLAN SELECT uid FROM objects WHERE instance = ? AND uid IN "
-                    "(SELECT uid FROM object_texts WHERE instance = ? AND text = ?) ORDER BY seq",
-                    ("default", "default", "vm-1"),
-                )
-            )
+            await store.find_objects(ObjectQuery("default", contains=("vm-1", "VMware")))
+            (sql, params), = ran
+            return [str(row[-1]) for row in await query(f"EXPLAIN QUERY PLAN {sql}", params)]
         finally:
             await store.close()
 
-    text = asyncio.run(plan())
-    assert "object_texts USING" in text and "INDEX object_texts_text" in text, text
-    assert "SCAN objects" not in text, text
+    steps = asyncio.run(plan())
+    assert steps[0].startswith("SEARCH t USING INDEX object_texts_text"), steps
+    assert any(s.startswith("SEARCH o USING INDEX sqlite_autoindex_objects") for s in steps), steps
+    assert not any(s.startswith(("SCAN o", "SEARCH o USING INDEX objects_")) for s in steps), steps
 
 
 def test_a_date_range_with_a_non_date_end_is_invalid_field(kmip: EngineHarness) -> None:
