@@ -33,6 +33,7 @@ _OBJECT_COLUMNS = (
     "uid, instance, object_type, state, attributes, sealed, created, updated, algorithm, "
     "length, name, last_fetched, revision, last_fetched_by"
 )
+_OBJECT_COLUMNS_OF_O = ", ".join(f"o.{column.strip()}" for column in _OBJECT_COLUMNS.split(","))
 
 
 class Store(AdminQueries, RewrapQueries, EventQueries):
