@@ -75,3 +75,15 @@ def test_lost_cryptographic_parameters_name_is_put_back() -> None:
     assert "Cryptographic Parameters" in names
     attributes = list(case.steps[1].request.iter("Attribute"))
     assert all(a.find("AttributeName") is not None for a in attributes)
+
+
+def test_rsa_parameters_for_an_ec_signature_become_ecdsa() -> None:
+    case = _case("v1.3", "CS-AC-M-3-ECC-13")
+    verify = next(
+        step.request
+        for step in case.steps
+        if _values(step.request, "Operation") == ["SignatureVerify"]
+    )
+    assert _values(verify, "CryptographicAlgorithm") == ["ECDSA"]
+    assert _values(verify, "PaddingMethod") == []
+    assert _values(verify, "HashingAlgorithm") == ["SHA_256"]

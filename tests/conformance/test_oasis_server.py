@@ -42,12 +42,7 @@ EXTRA = {"v2.1": ("BL",)}
 # Mandatory cases that do not pass, each with the reason. They are reported as xfail, never as
 # passes, and the tally counts them as failed; strict: one that starts passing fails the run
 # until it is taken off this list.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("v1.3", "CS-AC-M-3-ECC-13"): (
-        "its EC key pair is on secp256k1: kmipd stores EC keys on other curves than P-256 and "
-        "P-384 as given but does not use them (kmipd.keys.asymmetric.CURVES)"
-    ),
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _selected() -> list[tuple[str, str, str, str]]:

@@ -108,6 +108,10 @@ def _signature_scheme(key: PrivateKey | PublicKey, params: CryptoParams) -> tupl
             raise bad_parameters("the Cryptographic Algorithm does not suit the key")
         if is_rsa and pad is None:
             pad = PaddingMethod.PKCS1_V1_5
+    if hashing is None and not is_rsa:
+        # ECDSA with no hash named (the KMIP 1.3 CS-AC profile signs so): the hash whose
+        # strength matches the curve's, as SEC 1 and NIST SP 800-57 pair them.
+        hashing = H.SHA_384 if key.curve.key_size > 256 else H.SHA_256
     if hashing is None:
         raise bad_parameters("no Hashing Algorithm (or Digital Signature Algorithm) given")
     if is_rsa and pad not in (PaddingMethod.PKCS1_V1_5, PaddingMethod.PSS):

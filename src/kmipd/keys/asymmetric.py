@@ -38,6 +38,9 @@ EC_ALGORITHMS = frozenset((A.EC, A.ECDSA, A.ECDH))
 CURVES: dict[RecommendedCurve, type[ec.EllipticCurve]] = {
     RecommendedCurve.P_256: ec.SECP256R1,
     RecommendedCurve.P_384: ec.SECP384R1,
+    # Bitcoin's curve; the KMIP 1.3 CS-AC profile signs with it. Made only when asked for by
+    # name (a length of 256 means P-256).
+    RecommendedCurve.SECP256K1: ec.SECP256K1,
 }
 CURVE_FOR_LENGTH: dict[int, RecommendedCurve] = {
     256: RecommendedCurve.P_256,
@@ -314,7 +317,7 @@ def _curve_of(material: Item) -> type[ec.EllipticCurve]:
         raise KeyMaterialError("the Transparent EC key has no Recommended Curve")
     curve = CURVES.get(found.value) if isinstance(found.value, int) else None
     if curve is None:
-        raise KeyFormatError("only the curves P-256 and P-384 are supported")
+        raise KeyFormatError("only the curves P-256, P-384 and secp256k1 are supported")
     return curve
 
 

@@ -1,6 +1,6 @@
 """Create Key Pair: a new RSA or EC key pair, generated here (KMIP 1.4 §4.2, 2.1 §6.1.4).
 
-RSA keys of 2048, 3072 or 4096 bits; EC keys on P-256 or P-384 (Cryptographic Algorithm EC,
+RSA keys of 2048, 3072 or 4096 bits; EC keys on P-256, P-384 or (named) secp256k1 (EC,
 ECDSA or ECDH; the curve from a Recommended Curve in Cryptographic Domain Parameters, or from
 the Cryptographic Length). The common attributes apply to both keys; the private or public
 key's own attributes replace common ones of the same name. Both keys belong to the client's
@@ -181,7 +181,8 @@ def _curve(domain: object, length: int | None) -> RecommendedCurve:
         if found is not None:
             if not _is_integer(found.value) or found.value not in asymmetric.CURVES:
                 raise KmipError(
-                    ResultReason.INVALID_FIELD, "EC key pairs are generated on P-256 or P-384"
+                    ResultReason.INVALID_FIELD,
+                    "EC key pairs are generated on P-256, P-384 or secp256k1",
                 )
             curve = RecommendedCurve(found.value)
     if curve is None:

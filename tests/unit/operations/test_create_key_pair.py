@@ -250,7 +250,7 @@ def test_both_keys_belong_to_the_callers_instance(kmip: EngineHarness) -> None:
         (
             [algorithm(A.EC), curve(RecommendedCurve.K_163)],
             ResultReason.INVALID_FIELD,
-            "P-256 or P-384",
+            "P-256, P-384 or secp256k1",
         ),
         (
             [algorithm(A.EC), length(256), curve(RecommendedCurve.P_384)],
