@@ -21,7 +21,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ SHELL_VARIABLES = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
 ACTIVE = 2
 PRE_ACTIVE = 1
 OUTPUT_SHOWN = 6000
+# docs/cluster.md: a change made on one node takes effect on every node within a second.
+PROPAGATION = 3.0
 
 
 def guide_pages() -> list[Path]:
@@ -198,6 +200,12 @@ class VCenterStandIn:
         if name_variable is not None and port_variable is not None:
             targets = [Kms(self.env[name_variable], int(self.env[port_variable]))]
         for kms in targets:
+            # A host retries; a node learns of a root key restored on another within a second.
+            _eventually(
+                lambda kms=kms: (
+                    self._get_item(kms, self._in_use()[0]).result_status == ResultStatus.SUCCESS
+                )
+            )
             for uid in self._in_use():
                 with self._session(kms) as session:
                     assert _material(session.get(uid)) == self.material[uid], f"{uid} {kms}"
@@ -213,6 +221,12 @@ class VCenterStandIn:
 
     def do_expect_all_refused(self) -> None:
         for kms in self.servers:
+            # The node that deleted the root key refuses at once, the others within a second.
+            _eventually(
+                lambda kms=kms: (
+                    self._get_item(kms, self._in_use()[0]).result_status != ResultStatus.SUCCESS
+                )
+            )
             for uid in self._in_use():
                 item = self._get_item(kms, uid)
                 assert item.result_status == ResultStatus.OPERATION_FAILED, (uid, item)
@@ -264,6 +278,13 @@ class VCenterStandIn:
 
     def _session(self, kms: Kms) -> _Session:
         return _Session(kms, self._context())
+
+
+def _eventually(condition: Callable[[], bool], seconds: float = PROPAGATION) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s"
+        time.sleep(0.1)
 
 
 def _material(payload: Any) -> bytes:
