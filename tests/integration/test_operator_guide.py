@@ -13,6 +13,7 @@ that point (``VCenterStandIn``), with the files and certificates the guide made.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -61,6 +62,8 @@ PRE_ACTIVE = 1
 OUTPUT_SHOWN = 6000
 # docs/cluster.md: a change made on one node takes effect on every node within a second.
 PROPAGATION = 3.0
+# vCenter's self-signed client certificates last years, not the test helper's 30 days.
+VCENTER_CERTIFICATE_DAYS = 3650
 
 
 def guide_pages() -> list[Path]:
@@ -124,7 +127,11 @@ class VCenterStandIn:
         self._use(client.certificate_pem(), client.private_key_pem(), "vmca-client")
 
     def do_make_self_signed(self, name: str) -> None:
-        certificate, key = kmip.certificate("kmipClient20261128230000", rsa_key=True)
+        certificate, key = kmip.certificate(
+            "kmipClient20261128230000",
+            rsa_key=True,
+            not_after=kmip.now() + dt.timedelta(days=VCENTER_CERTIFICATE_DAYS),
+        )
         cert_path, key_path = kmip.write_credentials(self.private, "self-signed", certificate, key)
         (self.work / name).write_bytes(cert_path.read_bytes())
         self.credentials = (cert_path, key_path)
