@@ -559,3 +559,29 @@ def test_every_page_reads() -> None:
     for page in guide_pages():
         blocks = [s for s in read_page(page) if isinstance(s, Block) and s.runs]
         assert any(not b.has("not-run") for b in blocks), f"{page.name} runs no command"
+
+
+def test_the_runner_checks_exit_codes_and_outputs_and_keeps_exports(tmp_path: Path) -> None:
+    """The runner fails a block that exits otherwise or shows something else than annotated,
+    and carries exported variables from one block to the next, as one terminal would."""
+    page = tmp_path / "01-page.md"
+    page.write_text(
+        "<!-- expect-output: hello -->\n```sh\nexport GREETING=hello\necho $GREETING\n```\n"
+        '<!-- expect-match: ^hello again$ -->\n```sh\necho "$GREETING again"\n```\n'
+        "<!-- expect-exit: 3 -->\n```sh\nexit 3\n```\n"
+        "<!-- expect-output: goodbye -->\n```sh\necho hello\n```\n"
+        "```sh\nfalse\necho not reached\n```\n"
+        '```sh\necho "$UNSET_VARIABLE"\n```\n',
+        encoding="utf-8",
+    )
+    blocks = [step for step in read_page(page) if isinstance(step, Block)]
+    env = {"PATH": os.environ["PATH"]}
+    run = GuideRun(tmp_path, tmp_path, env, VCenterStandIn(tmp_path, tmp_path, env))
+    for block in blocks[:3]:
+        run.block(block)
+    assert run.env["GREETING"] == "hello" and run.ran == 3
+    for block, message in zip(
+        blocks[3:], ("expected 'goodbye'", "expected exit 0", "expected exit 0"), strict=True
+    ):
+        with pytest.raises(AssertionError, match=re.escape(message)):
+            run.block(block)
