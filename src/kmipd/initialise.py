@@ -69,7 +69,7 @@ def initialise(
 
     asyncio.run(_refuse_a_store_in_use(settings))
     ca = pki.create_ca()
-    server = pki.issue_server(ca, server_names)
+    server = pki.issue_server(ca, pki.server_names_with_defaults(server_names))
     client = pki.issue_client(ca, f"kmipd client {DEFAULT_INSTANCE}")
     tls = settings.tls
     pki.write_public(data_dir / tls.ca, ca.certificate_pem())

@@ -154,6 +154,14 @@ def default_server_names() -> list[str]:
     return names
 
 
+def server_names_with_defaults(names: list[str] | None) -> list[str]:
+    """The names a server certificate gets: those given (the first is its common name),
+    then the defaults not among them, so that local tools (which connect to 127.0.0.1 or
+    localhost) still verify it."""
+    given = list(names or [])
+    return given + [name for name in default_server_names() if name not in given]
+
+
 def _general_names(names: list[str]) -> list[x509.GeneralName]:
     out: list[x509.GeneralName] = []
     for name in names:

@@ -356,7 +356,7 @@ def _restore_pki(settings: config.Settings, options: RestoreOptions) -> bool:
                 write(settings.path(target[name]), source.read_bytes())
         return False
     ca = pki.create_ca()
-    server = pki.issue_server(ca, options.server_names)
+    server = pki.issue_server(ca, pki.server_names_with_defaults(options.server_names))
     pki.write_public(settings.path(tls.ca), ca.certificate_pem())
     pki.write_private(settings.path(tls.ca_key), ca.private_key_pem())
     pki.write_public(settings.path(tls.certificate), server.certificate_pem())

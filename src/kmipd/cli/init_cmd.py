@@ -24,7 +24,10 @@ def register(commands: Any) -> None:
         action="append",
         dest="server_names",
         metavar="NAME",
-        help="DNS name or IP address for the server certificate (repeatable)",
+        help=(
+            "DNS name or IP address for the server certificate, added to localhost, 127.0.0.1,"
+            " ::1 and the host name (repeatable; the first is the certificate's common name)"
+        ),
     )
     parser.add_argument(
         "--exist-ok",

@@ -6,6 +6,8 @@ import ssl
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from kmipd import config
 from kmipd.cli.main import main
@@ -54,3 +56,17 @@ def test_config_errors_say_what_to_fix(tmp_path: Path) -> None:
     (tmp_path / "kmipd.toml").write_text("[kmip]\nprot = 1\n")
     with pytest.raises(config.ConfigError, match=r"unknown setting kmip\.prot"):
         config.load(tmp_path)
+
+
+def test_server_names_are_added_to_the_local_ones(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    names = ["kms1.example.com", "10.0.0.5"]
+    assert main(["init", "--data-dir", str(data), *(f"--server-name={n}" for n in names)]) == 0
+    certificate = x509.load_pem_x509_certificate((data / "pki" / "server.pem").read_bytes())
+    common_name = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert common_name == "kms1.example.com"
+    alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    dns = alternative.value.get_values_for_type(x509.DNSName)
+    ips = {str(ip) for ip in alternative.value.get_values_for_type(x509.IPAddress)}
+    assert {"kms1.example.com", "localhost"} <= set(dns)
+    assert {"10.0.0.5", "127.0.0.1", "::1"} <= ips
