@@ -35,6 +35,7 @@ from kmipd.service.cluster_events import ROOT_KEY, TRUST, WRAPPING_KEY, ClusterE
 from kmipd.service.context import ServerInfo
 from kmipd.service.engine import KmipEngine
 from kmipd.service.identity import ClientIdentity, IdentityResolver
+from kmipd.service.node_registry import NodeAddress, NodeRegistry, describe, this_node_id
 from kmipd.service.repository import ObjectRepository
 from kmipd.service.rewrap import RewrapService
 from kmipd.service.sightings import CertificateSightings
@@ -127,6 +128,7 @@ class App:
     _root_key_checker: asyncio.Task[None] | None = None
     events: ClusterEvents | None = None
     backups: BackupScheduler | None = None  # when [backup] schedule_minutes is set
+    nodes: NodeRegistry | None = None  # this node's row in the node registry, once serving
     _loop: asyncio.AbstractEventLoop | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     # The kmipd CA and the allowed client certificates and CAs (PEM), as last read: what
@@ -137,6 +139,11 @@ class App:
     def build(cls, settings: config.Settings) -> App:
         if problems := startup_checks.problems(settings):
             raise StartupError("; ".join(problems))
+        if settings.store.node_heartbeat_seconds <= 0:
+            raise StartupError(
+                "store.node_heartbeat_seconds must be more than 0 (default 10): set it in "
+                f"{settings.data_dir / config.CONFIG_FILE}"
+            )
         store = open_store(settings)
         kp = settings.keyprotect
         keyring = Keyring.in_data_dir(
@@ -425,6 +432,11 @@ class App:
         if not task.cancelled() and task.exception() is not None:
             log.warning("could not tell the other nodes of a root key change: %s", task.exception())
 
+    def _node_address(self) -> NodeAddress:
+        """Where this node serves (read once it serves: the ports it really listens on)."""
+        assert self.listener is not None and self.https is not None
+        return describe(self.settings, self.listener.ports[0], self.https.ports[0])
+
     def tls_context(self) -> ssl.SSLContext:
         assert self._context is not None
         return self._context
@@ -473,6 +485,14 @@ class App:
             audit=self.audit,
             max_body_bytes=s.https.max_body_bytes,
         )
+        self.nodes = NodeRegistry(
+            self.store,
+            this_node_id(self.listener.ports[0]),
+            self._node_address,
+            self.readiness,
+            heartbeat_seconds=s.store.node_heartbeat_seconds,
+        )
+        services.extra["nodes"] = self.nodes
         services.extra["kmip"] = KmipOverHttps(
             self.engine,
             self.identities,
@@ -489,12 +509,15 @@ class App:
             client_trust=self._client_trust,
         )
         await self.https.start()
+        await self.nodes.start()
         if self.rewrap is not None:
             self.rewrap.start_background()
         if self.backups is not None:
             self.backups.start()
 
     async def close(self) -> None:
+        if self.nodes is not None:  # first: the other nodes stop listing this one
+            await self.nodes.close()
         if self.backups is not None:
             await self.backups.close()
         if self.rewrap is not None:

@@ -66,6 +66,9 @@ class StoreSettings:
     # bound on how late it learns of a change made on another node (root key deleted,
     # certificate removed, wrapping key rotated) if notifications are lost.
     event_poll_seconds: float = 0.5
+    # How often a node writes its row in the node registry (its endpoints and health, for
+    # GET /admin/v1/nodes); a node not seen for 3 of these is shown as unreachable.
+    node_heartbeat_seconds: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,6 +283,24 @@ def _v4(conn: Connection) -> None:
             )
 
 
+# Version 5: the registry of running nodes (kmipd.service.node_registry): one row per
+# ``kmipd serve``, upserted on every heartbeat, deleted when it stops. Idempotent; the same
+# statement for both engines (SQLite reads DOUBLE PRECISION as REAL).
+_V5 = (
+    """CREATE TABLE IF NOT EXISTS nodes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kmip_port INTEGER NOT NULL,
+        kmip_endpoints TEXT NOT NULL,
+        https_port INTEGER NOT NULL,
+        version TEXT NOT NULL,
+        started DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL,
+        heartbeat_seconds DOUBLE PRECISION NOT NULL,
+        checks TEXT NOT NULL)""",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -311,6 +329,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(3, "the audit trail's hash chain", _v3_sqlite, _V3_POSTGRESQL),
     Migration(4, "the index of the texts Locate searches (x-Name)", _v4, _v4),
+    Migration(5, "the registry of running nodes", _V5, _V5),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -13,6 +13,7 @@ from kmipd.store import migrations
 from kmipd.store.admin_queries import AdminQueries
 from kmipd.store.database import Connection, Database, StoreError, StoreUnavailable
 from kmipd.store.events import EventQueries
+from kmipd.store.node_queries import NodeQueries
 from kmipd.store.postgres_database import PostgresDatabase, is_postgres_url, redact
 from kmipd.store.records import (
     ApiKeyRecord,
@@ -36,7 +37,7 @@ _OBJECT_COLUMNS = (
 _OBJECT_COLUMNS_OF_O = ", ".join(f"o.{column.strip()}" for column in _OBJECT_COLUMNS.split(","))
 
 
-class Store(AdminQueries, RewrapQueries, EventQueries):
+class Store(AdminQueries, RewrapQueries, EventQueries, NodeQueries):
     def __init__(self, database: Database) -> None:
         self._db = database
         self.schema_version: int | None = None

@@ -1,21 +1,18 @@
 """What the web console (and any other client) needs beyond the other routes: who the caller
-is, the keys of an instance nobody fetched for N days, and this node's KMIP endpoints with
-its health as the server sees it. All Reader.
+is, the keys of an instance nobody fetched for N days, and the KMIP endpoints of every node
+of the cluster with its health as that node sees it (the node registry). All Reader.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+import logging
 import sys
 import time
 from typing import Annotated
 
-from cryptography import x509
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from kmipd import config
 from kmipd.api.auth import Principal, Role
 from kmipd.api.deps import admin_service, require, services
 from kmipd.api.errors import ApiError
@@ -23,8 +20,12 @@ from kmipd.api.routes._responses import errors
 from kmipd.api.routes.keys import KeyOut, key_out
 from kmipd.protocol._generated import State
 from kmipd.service.admin import KeyFilter, KeyInfo
+from kmipd.service.node_registry import READY, NodeRegistry, state
+from kmipd.store.database import StoreError
+from kmipd.store.node_queries import NodeRecord
 
 router = APIRouter(prefix="/admin/v1", tags=["Console"])
+log = logging.getLogger(__name__)
 
 Reader = Annotated[Principal, Depends(require(Role.READER))]
 
@@ -50,22 +51,35 @@ class StaleKeys(BaseModel):
 
 
 class NodeOut(BaseModel):
-    name: str = Field(description="this node's host name")
+    id: str = Field(description="host name:KMIP port; stable across restarts")
+    this: bool = Field(description="the node that answered this request")
+    name: str = Field(description="the node's host name")
     kmip_port: int
     kmip_endpoints: list[str] = Field(
-        description="host:port for vCenter, one per name the server certificate is valid for"
+        description="host:port for vCenter, one per name the server certificate is valid for "
+        "(names of this host first, loopback last)"
     )
     https_port: int
-    ready: bool
-    checks: dict[str, str] = Field(description="store and root key providers, as /readyz")
+    version: str = Field(description="the node's kmipd version")
+    started: int = Field(description="when the node started (seconds since the epoch)")
+    state: str = Field(
+        description="'ready', 'not ready' (a check failed) or 'unreachable' (missed 3 "
+        "heartbeats: stopped without deregistering, or cut off from the database)"
+    )
+    ready: bool = Field(description="state is 'ready'")
+    checks: dict[str, str] = Field(
+        description="store and root key providers, as /readyz on that node: now for this "
+        "node, as of last_seen for the others"
+    )
     checked: int = Field(description="when the checks ran (seconds since the epoch)")
+    last_seen: int = Field(description="the node's last heartbeat (seconds since the epoch)")
 
 
 class NodeList(BaseModel):
-    nodes: list[NodeOut]
+    nodes: list[NodeOut] = Field(description="this node first, then the others by id")
     discovery: str = Field(
-        description="how the list was made: 'this-node' (nodes do not register themselves "
-        "yet; add the other nodes of a cluster to vCenter as well)"
+        description="how the list was made: 'registry' (every node registered in the "
+        "database) or 'this-node' (the registry could not be read: only this node is listed)"
     )
 
 
@@ -109,58 +123,41 @@ async def stale_keys(
     return StaleKeys(days=days, cutoff=cutoff, keys=[key_out(k) for k in found], total=len(found))
 
 
-def _endpoint(name: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(name).version == 6:
-            return f"[{name}]:{port}"
-    except ValueError:
-        pass
-    return f"{name}:{port}"
-
-
-def _certificate_names(settings: config.Settings) -> list[str]:
-    """The names and addresses in the server certificate, non-loopback ones first."""
-    pem = settings.path(settings.tls.certificate).read_bytes()
-    certificate = x509.load_pem_x509_certificate(pem)
-    try:
-        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    names = [str(n) for n in sans.get_values_for_type(x509.DNSName) if "*" not in str(n)]
-    names += [str(a) for a in sans.get_values_for_type(x509.IPAddress)]
-    return sorted(names, key=lambda n: (_loopback(n), names.index(n)))
-
-
-def _loopback(name: str) -> bool:
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+def _node_out(record: NodeRecord, *, this: bool, now: float) -> NodeOut:
+    seen = state(record, now)
+    return NodeOut(
+        id=record.node_id,
+        this=this,
+        name=record.name,
+        kmip_port=record.kmip_port,
+        kmip_endpoints=list(record.kmip_endpoints),
+        https_port=record.https_port,
+        version=record.version,
+        started=int(record.started),
+        state=seen,
+        ready=seen == READY,
+        checks=record.checks,
+        checked=int(record.last_seen),
+        last_seen=int(record.last_seen),
+    )
 
 
 @router.get("/nodes", response_model=NodeList, responses=errors(503))
 async def nodes(request: Request, _: Reader) -> NodeList:
-    """The KMIP endpoints to enter in vCenter and the node's health (store, root key
-    providers) as this node sees them."""
-    api = services(request)
-    settings = api.extra.get("settings")
-    if not isinstance(settings, config.Settings):
+    """Every node of the cluster (the nodes registered in the database), this one first:
+    the KMIP endpoints to enter in vCenter, and each node's health (database, root key
+    providers) as that node last saw it. A node that stopped cleanly is not listed; one
+    that missed three heartbeats is 'unreachable'."""
+    registry = services(request).extra.get("nodes")
+    if not isinstance(registry, NodeRegistry):
         raise ApiError(503, "unavailable", "this server does not report its endpoints")
-    checks = await api.readiness()
-    port = settings.kmip.port
-    return NodeList(
-        nodes=[
-            NodeOut(
-                name=socket.gethostname(),
-                kmip_port=port,
-                kmip_endpoints=[_endpoint(n, port) for n in _certificate_names(settings)],
-                https_port=settings.https.port,
-                ready=all(v == "ok" for v in checks.values()),
-                checks=checks,
-                checked=int(time.time()),
-            )
-        ],
-        discovery="this-node",
-    )
+    this = await registry.current()
+    listed = [_node_out(this, this=True, now=this.last_seen)]
+    try:
+        others = await registry.others()
+    except StoreError as exc:  # the health of this node still shows what is wrong
+        log.warning("GET /admin/v1/nodes lists this node only: %s", exc)
+        return NodeList(nodes=listed, discovery="this-node")
+    now = time.time()
+    listed += [_node_out(other, this=False, now=now) for other in others]
+    return NodeList(nodes=listed, discovery="registry")

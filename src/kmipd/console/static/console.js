@@ -200,7 +200,7 @@ async function setupPage(root) {
   const rootStep = step("Root key");
   const rootKeys = (await api("GET", "/api/v2/keys?extractable=false&state=1", { headers: kpHeaders() })).resources || [];
   // Other providers are those the node checks (root_key_provider.NAME).
-  const providers = Object.keys((await api("GET", "/admin/v1/nodes")).nodes[0]?.checks || {})
+  const providers = Object.keys(thisNode((await api("GET", "/admin/v1/nodes")).nodes)?.checks || {})
     .filter((check) => check.startsWith("root_key_provider.")).map((check) => check.split(".").slice(1).join("."));
   const pick = h("select", { id: "root-key-pick" },
     h("option", { value: "" }, "— create a new root key (built-in keyring) —"),
@@ -337,13 +337,16 @@ async function setupPage(root) {
         }),
       }, "Copy summary")));
   async function fillSummary() {
+    // Every node registered in the database: vCenter's key provider lists them all.
     const { nodes } = await api("GET", "/admin/v1/nodes");
-    list.replaceChildren(...nodes.map((n) => h("li", {}, `${n.name}: `, h("span", { class: "mono" }, n.kmip_endpoints[0] || `:${n.kmip_port}`),
-      n.kmip_endpoints.length > 1 ? h("span", { class: "muted" }, ` (also valid: ${n.kmip_endpoints.slice(1).join(", ")})`) : "")));
+    const first = (n) => n.kmip_endpoints[0] || `port ${n.kmip_port}`;
+    list.replaceChildren(...nodes.map((n) => h("li", { "data-node": n.id }, `${n.name}${n.this ? " (this node)" : ""}: `, h("span", { class: "mono" }, first(n)),
+      n.kmip_endpoints.length > 1 ? h("span", { class: "muted" }, ` (also valid: ${n.kmip_endpoints.slice(1).join(", ")})`) : "",
+      n.state === "unreachable" ? h("span", { class: "bad" }, ` (${nodeState(n)})`) : "")));
     summary.value = [
       `Key provider instance: ${wizard.instance || "(not created yet)"}`,
       `Root key: ${wizard.rootKeyId || "(not chosen yet)"}`,
-      ...nodes.map((n) => `KMS ${n.name}: ${n.kmip_endpoints[0] || `port ${n.kmip_port}`}`),
+      ...nodes.map((n) => `KMS ${n.name}: ${first(n)}${n.state === "unreachable" ? ` (${nodeState(n)})` : ""}`),
       `KMS CA SHA-256: ${ca.fingerprint}`,
       `vCenter client certificate SHA-256: ${wizard.clientFingerprint || "(not allowed yet)"}`,
     ].join("\n");
@@ -691,19 +694,24 @@ async function activityPage(root) {
 
 // --- health -------------------------------------------------------------------------------
 
+// The node that answered, from GET /admin/v1/nodes (every node of the cluster).
+const thisNode = (nodes) => nodes.find((n) => n.this) || nodes[0];
+const nodeState = (n) => (n.state === "unreachable" ? `unreachable (last seen ${when(n.last_seen)})` : n.state);
+
 async function healthPage(root) {
   const { nodes, discovery } = await api("GET", "/admin/v1/nodes");
   root.append(h("h1", {}, "Health"));
   for (const node of nodes) {
-    root.append(h("section", { class: "card", "data-node": node.name },
-      h("h2", {}, `Node ${node.name}: `, h("span", { class: node.ready ? "good" : "bad" }, node.ready ? "ready" : "not ready")),
-      h("p", {}, `KMIP: ${node.kmip_endpoints.join(", ")} · HTTPS port ${node.https_port} · checked ${when(node.checked)}`),
+    const checked = node.this ? `checked ${when(node.checked)}` : `checked by that node ${when(node.checked)}`;
+    root.append(h("section", { class: "card", "data-node": node.id, "data-state": node.state },
+      h("h2", {}, `Node ${node.id}${node.this ? " (this node)" : ""}: `, h("span", { class: node.ready ? "good" : "bad" }, nodeState(node))),
+      h("p", {}, `KMIP: ${node.kmip_endpoints.join(", ")} · HTTPS port ${node.https_port} · kmipd ${node.version} · started ${when(node.started)} · ${checked}`),
       h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Part"), h("th", {}, "State seen by the server"))),
         h("tbody", {}, Object.entries(node.checks).map(([part, state]) => h("tr", { "data-check": part },
           h("td", {}, part === "store" ? "database" : part.replace("root_key_provider", "root key provider")),
           h("td", { class: state === "ok" ? "good" : "bad" }, state)))))));
   }
-  if (discovery === "this-node") root.append(h("p", { class: "muted" }, "Only the node that served this page is listed; the other nodes of a cluster answer on their own HTTPS ports."));
+  if (discovery === "this-node") root.append(h("p", { class: "bad" }, "The node registry in the database could not be read: only the node that served this page is listed."));
 }
 
 // --- routing ------------------------------------------------------------------------------
