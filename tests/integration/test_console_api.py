@@ -4,6 +4,7 @@ endpoints and health (``/admin/v1/nodes``); and the console's files under ``/ui`
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kmipd import __version__
 from tests.support import kmip
 from tests.support.admin import bearer, https_client, write_pair
 from tests.support.server import KmipdServer
@@ -110,10 +112,14 @@ def test_nodes_lists_kmip_endpoints_and_health(
     reply = http.get(f"{A}/nodes")
     assert reply.status_code == 200, reply.text
     body = reply.json()
-    assert body["discovery"] == "this-node"
+    # One node registered in the database: this one.
+    assert body["discovery"] == "registry"
     [node] = body["nodes"]
     port = shared_server.kmip_port
+    assert (node["id"], node["this"]) == (f"{socket.gethostname()}:{port}", True)
     assert node["kmip_port"] == port and node["https_port"] == shared_server.https_port
+    assert (node["state"], node["version"]) == ("ready", __version__)
+    assert node["started"] <= node["last_seen"] <= time.time() + 1
     # The server certificate's names from `kmipd init`, non-loopback ones first.
     loopback = [f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"]
     assert node["kmip_endpoints"][-3:] == loopback
