@@ -167,8 +167,8 @@ class NodeRegistry:
         return [r for r in await self._store.nodes() if r.node_id != self.node_id]
 
     async def start(self) -> None:
-        """Register now, then on every heartbeat. A store outage is logged, never fatal."""
-        await self._beat_logged()
+        """Register at once, then on every heartbeat, in the background (the start of the
+        server does not wait for the database). A store outage is logged, never fatal."""
         self._task = asyncio.get_running_loop().create_task(self._beat_forever())
 
     async def _beat_logged(self) -> None:
@@ -179,10 +179,10 @@ class NodeRegistry:
 
     async def _beat_forever(self) -> None:
         while True:
+            await self._beat_logged()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._heartbeat)
                 return
-            await self._beat_logged()
 
     async def close(self) -> None:
         """Stop the heartbeat and delete this node's row (the node stops cleanly). A beat

@@ -151,8 +151,12 @@ def test_registry_beats_lists_others_and_deregisters(store_url: str, tmp_path: P
 
         a, b = registry(5696), registry(5697)
         try:
-            await a.start()
+            await a.start()  # each registers at once, in the background
             await b.start()
+            for _ in range(100):
+                if len(await store.nodes()) == 2:
+                    break
+                await asyncio.sleep(0.02)
             assert (a.node_id, b.node_id) == ("kms:5696", "kms:5697")
             [seen_by_a] = await a.others()
             assert seen_by_a.node_id == "kms:5697"
