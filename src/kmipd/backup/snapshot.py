@@ -35,7 +35,7 @@ from kmipd.store.store import Store
 
 # Every table holding data; TABLES is the order the foreign keys need.
 DATA_TABLES = (*TABLES, "audit_chain")
-PROCESS_TABLES = ("leases", "events")
+PROCESS_TABLES = ("leases", "events", "nodes")
 _ENCRYPTED_KEYRING_FORMAT = 2
 
 

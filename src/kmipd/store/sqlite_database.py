@@ -146,13 +146,10 @@ class SqliteDatabase(WorkerThreads):
                     self._draining = False
                     return
             durable = any(item[4] for item in batch)
-            if not durable:
-                self._set_synchronous("NORMAL")
             try:
-                outcomes = self._commit_group(batch) if len(batch) > 1 else self._commit_one(batch)
-            finally:
-                if not durable:
-                    self._set_synchronous("FULL")
+                outcomes = self._commit(batch, durable)
+            except BaseException as exc:  # not open, or SQLite failed outside a write
+                outcomes = [(False, _store_error(exc))] * len(batch)
             by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
             for (_fn, _args, loop, future, _durable), (ok, value) in zip(
                 batch, outcomes, strict=True
@@ -166,6 +163,15 @@ class SqliteDatabase(WorkerThreads):
             for loop, results in by_loop.items():
                 if not loop.is_closed():
                     loop.call_soon_threadsafe(_settle, results)
+
+    def _commit(self, batch: list[_Pending], durable: bool) -> list[tuple[bool, Any]]:
+        if durable:
+            return self._commit_group(batch) if len(batch) > 1 else self._commit_one(batch)
+        self._set_synchronous("NORMAL")
+        try:
+            return self._commit_group(batch) if len(batch) > 1 else self._commit_one(batch)
+        finally:
+            self._set_synchronous("FULL")
 
     def _set_synchronous(self, level: str) -> None:
         """WAL mode: FULL syncs the WAL at every commit; NORMAL leaves it to a later FULL

@@ -120,3 +120,17 @@ def test_lookups_run_on_the_callers_thread_and_see_committed_writes(tmp_path: Pa
             await database.close()
 
     asyncio.run(main())
+
+
+def test_a_write_to_a_store_not_open_fails_instead_of_hanging(tmp_path: Path) -> None:
+    async def main() -> None:
+        database = SqliteDatabase(tmp_path / "closed.db")  # never opened
+        for durable in (True, False):
+            with pytest.raises(StoreError, match="not open"):
+                await asyncio.wait_for(database.write(_insert, "x", durable=durable), 10)
+        with pytest.raises(StoreError, match="not open"):
+            await asyncio.wait_for(
+                asyncio.gather(*(database.write(_insert, f"k{i}") for i in range(5))), 10
+            )
+
+    asyncio.run(main())
