@@ -173,7 +173,7 @@ def test_unmigrated_database(
     database = [line for line in failures(lines) if " is not migrated: " in line]
     assert_fails_with(lines, *not_serving(server), *database)  # kmipd refuses to start on it
     assert len(database) == 1, lines
-    assert "schema version 2, this kmipd needs 3" in database[0]
+    assert f"schema version 2, this kmipd needs {migrations.LATEST}" in database[0]
     assert f"kmipd migrate --data-dir {server.data_dir.resolve()}" in database[0]
 
 
