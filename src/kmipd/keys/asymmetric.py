@@ -339,6 +339,8 @@ def _transparent_rsa_private(material: Item, checked: bool) -> rsa.RSAPrivateKey
     n, e, d = values.get("n"), values.get("e"), values.get("d")
     if n is None or e is None or d is None:
         raise KeyMaterialError("a Transparent RSA Private Key needs the Modulus and both exponents")
+    if any(value <= 0 for value in values.values()):  # found by fuzzing: OverflowError
+        raise KeyMaterialError("the numbers of an RSA private key are positive")
     try:
         p, q = values.get("p"), values.get("q")
         if p is None or q is None:
@@ -353,7 +355,7 @@ def _transparent_rsa_private(material: Item, checked: bool) -> rsa.RSAPrivateKey
             public_numbers=rsa.RSAPublicNumbers(e, n),
         )
         return numbers.private_key(unsafe_skip_rsa_key_validation=checked)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise KeyMaterialError("the numbers are not an RSA private key") from None
 
 

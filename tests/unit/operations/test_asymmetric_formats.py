@@ -494,3 +494,31 @@ def test_checking_a_registered_rsa_key_does_not_hold_the_event_loop(kmip: Engine
     assert item.result_status == OK, item.result_message
     assert len(gaps) >= 5, gaps
     assert max(gaps) < 0.5, f"the event loop stalled for {max(gaps):.2f} s"
+
+
+def test_a_transparent_rsa_private_key_with_a_negative_number_is_invalid_field(
+    kmip: EngineHarness,
+) -> None:
+    """Found by fuzzing (CI): a negative CRT value reached OpenSSL and raised OverflowError,
+    which the engine answered with General Failure."""
+    numbers = RSA_KEY.private_numbers()
+    values = {
+        Tag.MODULUS: numbers.public_numbers.n,
+        Tag.PRIVATE_EXPONENT: numbers.d,
+        Tag.PUBLIC_EXPONENT: numbers.public_numbers.e,
+        Tag.P: numbers.p,
+        Tag.Q: numbers.q,
+        Tag.PRIME_EXPONENT_P: -numbers.dmp1,
+        Tag.PRIME_EXPONENT_Q: numbers.dmq1,
+        Tag.CRT_COEFFICIENT: numbers.iqmp,
+    }
+    material = Item(
+        Tag.KEY_MATERIAL, STRUCTURE, [Item(tag, BIG_INTEGER, v) for tag, v in values.items()]
+    )
+    body = PrivateKey(
+        key_block=KeyBlock(
+            key_format_type=F.TRANSPARENT_RSA_PRIVATE_KEY, key_value=KeyValue(material)
+        )
+    )
+    result = kmip.call(Operation.REGISTER, register_request(body, []))
+    assert result.result_reason == ResultReason.INVALID_FIELD, result.result_message
