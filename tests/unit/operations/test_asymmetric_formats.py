@@ -461,10 +461,19 @@ def test_keys_kmipd_does_not_read_are_stored_as_given(
 def test_an_inconsistent_rsa_private_key_is_refused(kmip: EngineHarness) -> None:
     """The primes and the modulus agree, the private exponent does not: OpenSSL's check
     (run in a worker process) refuses it."""
+    body = _transparent_rsa_private(PRIVATE_EXPONENT=RSA_KEY.private_numbers().d + 2)
+    result = kmip.call(Operation.REGISTER, register_request(body, []))
+    assert result.result_reason == ResultReason.INVALID_FIELD
+    assert result.result_message == "the RSA private key's numbers are inconsistent"
+
+
+def _transparent_rsa_private(**changed: int) -> PrivateKey:
+    """RSA_KEY as a Transparent RSA Private Key with every number, some ``changed`` (by
+    tag name)."""
     numbers = RSA_KEY.private_numbers()
     values = {
         Tag.MODULUS: numbers.public_numbers.n,
-        Tag.PRIVATE_EXPONENT: numbers.d + 2,
+        Tag.PRIVATE_EXPONENT: numbers.d,
         Tag.PUBLIC_EXPONENT: numbers.public_numbers.e,
         Tag.P: numbers.p,
         Tag.Q: numbers.q,
@@ -472,17 +481,15 @@ def test_an_inconsistent_rsa_private_key_is_refused(kmip: EngineHarness) -> None
         Tag.PRIME_EXPONENT_Q: numbers.dmq1,
         Tag.CRT_COEFFICIENT: numbers.iqmp,
     }
+    values.update({Tag[name]: value for name, value in changed.items()})
     material = Item(
         Tag.KEY_MATERIAL, STRUCTURE, [Item(tag, BIG_INTEGER, v) for tag, v in values.items()]
     )
-    body = PrivateKey(
+    return PrivateKey(
         key_block=KeyBlock(
             key_format_type=F.TRANSPARENT_RSA_PRIVATE_KEY, key_value=KeyValue(material)
         )
     )
-    result = kmip.call(Operation.REGISTER, register_request(body, []))
-    assert result.result_reason == ResultReason.INVALID_FIELD
-    assert result.result_message == "the RSA private key's numbers are inconsistent"
 
 
 def test_checking_a_registered_rsa_key_does_not_hold_the_event_loop(kmip: EngineHarness) -> None:
@@ -501,24 +508,6 @@ def test_a_transparent_rsa_private_key_with_a_negative_number_is_invalid_field(
 ) -> None:
     """Found by fuzzing (CI): a negative CRT value reached OpenSSL and raised OverflowError,
     which the engine answered with General Failure."""
-    numbers = RSA_KEY.private_numbers()
-    values = {
-        Tag.MODULUS: numbers.public_numbers.n,
-        Tag.PRIVATE_EXPONENT: numbers.d,
-        Tag.PUBLIC_EXPONENT: numbers.public_numbers.e,
-        Tag.P: numbers.p,
-        Tag.Q: numbers.q,
-        Tag.PRIME_EXPONENT_P: -numbers.dmp1,
-        Tag.PRIME_EXPONENT_Q: numbers.dmq1,
-        Tag.CRT_COEFFICIENT: numbers.iqmp,
-    }
-    material = Item(
-        Tag.KEY_MATERIAL, STRUCTURE, [Item(tag, BIG_INTEGER, v) for tag, v in values.items()]
-    )
-    body = PrivateKey(
-        key_block=KeyBlock(
-            key_format_type=F.TRANSPARENT_RSA_PRIVATE_KEY, key_value=KeyValue(material)
-        )
-    )
+    body = _transparent_rsa_private(PRIME_EXPONENT_P=-RSA_KEY.private_numbers().dmp1)
     result = kmip.call(Operation.REGISTER, register_request(body, []))
     assert result.result_reason == ResultReason.INVALID_FIELD, result.result_message
